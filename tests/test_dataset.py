@@ -1,0 +1,148 @@
+"""The sharded writer: layout, hashing, resume, locking, verify, datasets round trip."""
+
+import json
+import shutil
+
+import datasets
+import pytest
+from datasets import Features, Image, List, Value
+from filelock import FileLock
+from PIL import Image as PILImage
+
+from ldmdata.dataset import ShardedWriter, iter_rows, load, read_manifest, verify
+from ldmdata.errors import LdmdataError
+from ldmdata.images import encode_png
+
+FEATURES = Features({
+    "id": Value("string"), "image": Image(), "mask": Image(), "score": Value("float32"),
+    "prompts": List(Value("string")),
+})
+
+
+def make_row(i: int) -> dict:
+    image = PILImage.new("RGB", (16, 12), (i % 256, 10, 200))
+    mask = PILImage.new("L", (16, 12), 255 if i % 2 else 0)
+    return {"id": f"r{i}", "image": encode_png(image), "mask": encode_png(mask),
+            "score": i / 3, "prompts": [f"p{i}", "q"]}
+
+
+def write(folder, n=25, shard_size=10, config=None, stop_after=None, rejects=()):
+    with ShardedWriter(folder, kind="toy", features=FEATURES, config=config or {"a": 1},
+                       shard_size=shard_size) as writer:
+        if writer.complete_manifest is not None:
+            return writer.complete_manifest
+        for i in range(writer.cursor, n):
+            if stop_after is not None and writer.n_written >= stop_after:
+                raise KeyboardInterrupt
+            if i in rejects:
+                writer.reject(i, f"src{i}", "bad")
+                continue
+            writer.add(make_row(i), i + 1)
+        return writer.finish(n, {"task": "toy"})
+
+
+def test_layout_manifest_and_rejects(tmp_path):
+    out = tmp_path / "ds"
+    manifest = write(out, rejects={3, 17})
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        "train-00000.parquet", "train-00001.parquet", "train-00002.parquet"]
+    assert manifest["n"] == 23 and [s["n"] for s in manifest["shards"]] == [10, 10, 3]
+    assert manifest["rejects"] == {"count": 2, "by_reason": {"bad": 2}}
+    lines = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert [r["source_id"] for r in lines] == ["src3", "src17"]
+    assert not (out / ".partial").exists() and not (out / ".lock").exists()
+    assert read_manifest(out) == manifest
+    assert verify(out) == []
+
+
+def test_content_hash_is_deterministic_and_independent_of_sharding(tmp_path):
+    a = write(tmp_path / "a", shard_size=10)
+    b = write(tmp_path / "b", shard_size=7)
+    assert a["content_hash"] == b["content_hash"]
+    assert a["shards"][0]["sha256"] != b["shards"][0]["sha256"]
+
+
+def test_killed_build_resumes_to_the_same_hash(tmp_path):
+    reference = write(tmp_path / "ref", rejects={4})
+    out = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        write(out, stop_after=15, rejects={4})
+    assert (out / ".partial" / "shard-00000.json").exists()
+    assert not (out / "manifest.json").exists()
+    resumed = write(out, rejects={4})
+    assert resumed["content_hash"] == reference["content_hash"]
+    assert [r["id"] for r in iter_rows(out, columns=["id"])] == [
+        r["id"] for r in iter_rows(tmp_path / "ref", columns=["id"])]
+    assert (out / "rejects.jsonl").read_text() == (tmp_path / "ref" / "rejects.jsonl").read_text()
+
+
+def test_damaged_last_shard_is_redone(tmp_path):
+    out = tmp_path / "ds"
+    with pytest.raises(KeyboardInterrupt):
+        write(out, stop_after=20)
+    (out / "data" / "train-00001.parquet").write_bytes(b"garbage")
+    resumed = write(out)
+    assert resumed["content_hash"] == write(tmp_path / "ref")["content_hash"]
+
+
+def test_other_settings_refuse_then_overwrite(tmp_path):
+    out = tmp_path / "ds"
+    write(out)
+    assert write(out)["n"] == 25  # same settings: up to date
+    with pytest.raises(LdmdataError, match="other settings"):
+        write(out, config={"a": 2})
+    with ShardedWriter(out, kind="toy", features=FEATURES, config={"a": 2}, shard_size=10,
+                       overwrite=True) as writer:
+        writer.add(make_row(0), 1)
+        manifest = writer.finish(1, {})
+    assert manifest["n"] == 1 and len(list((out / "data").iterdir())) == 1
+
+
+def test_second_writer_is_refused_while_one_runs(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    held = FileLock(str(out / ".lock"))
+    held.acquire()
+    try:
+        with pytest.raises(LdmdataError, match="another process"):
+            write(out)
+    finally:
+        held.release()
+
+
+def test_foreign_folder_is_refused_and_failed_new_folder_removed(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(LdmdataError, match="not empty"):
+        write(foreign)
+    assert (foreign / "notes.txt").exists()
+    new = tmp_path / "new"
+    with pytest.raises(KeyboardInterrupt):
+        write(new, stop_after=0)
+    assert not new.exists()
+
+
+def test_verify_names_the_first_mismatch(tmp_path):
+    out = tmp_path / "ds"
+    write(out)
+    shard = out / "data" / "train-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:-10] + b"0123456789")
+    assert verify(out)[0].startswith("data/train-00001.parquet: sha256 differs")
+    shutil.copy(out / "data" / "train-00000.parquet", out / "data" / "train-00009.parquet")
+    assert any("not listed" in p for p in verify(out))
+    with pytest.raises(LdmdataError, match="not a finished"):
+        verify(tmp_path)
+
+
+def test_datasets_loads_the_folder_with_image_features(tmp_path):
+    out = tmp_path / "ds"
+    write(out)
+    for ds in (datasets.load_dataset(str(out), split="train"), load(out),
+               datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"),
+                                     split="train")):
+        assert ds.num_rows == 25
+        assert isinstance(ds.features["image"], Image) and isinstance(ds.features["mask"], Image)
+        row = ds[3]
+        assert row["image"].size == (16, 12) and row["mask"].mode == "L"
+        assert row["prompts"] == ["p3", "q"]

@@ -1,0 +1,155 @@
+"""The build driver: source -> decode -> task builder (batched models) -> sharded writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+
+from ldmdata import provenance
+from ldmdata.build.img2img import Img2ImgBuilder
+from ldmdata.build.inpaint import InpaintBuilder
+from ldmdata.build.settings import build_settings
+from ldmdata.build.sr import SrBuilder
+from ldmdata.build.steps import Models, item_seed, roles_needed
+from ldmdata.dataset import ShardedWriter
+from ldmdata.errors import InputRejected, LdmdataError
+from ldmdata.images import encode_png, load_rgb
+from ldmdata.models.loading import check_loadable
+from ldmdata.models.refs import ModelRef, default_tiny_dir, resolve
+from ldmdata.models.tiny import ensure_tiny_models, tiny_fingerprint
+from ldmdata.sources import open_source
+
+BUILDERS = {"inpaint": InpaintBuilder, "img2img": Img2ImgBuilder, "sr": SrBuilder}
+
+# Settings that change speed, never content; left out of the resume/up-to-date check.
+RUNTIME_ONLY = ("workers",)
+
+Progress = Callable[[int, int], None]  # (rows written, inputs rejected)
+
+
+def prepare_models(
+    roles: list[str], profile: str, models_params: dict, tiny_dir: Path | None
+) -> tuple[dict[str, ModelRef], list[dict]]:
+    """Resolve and check every model before any output exists; returns refs and their records
+    for the manifest (the tiny set records the sha256 of its files as its revision)."""
+    refs = {role: resolve(role, profile, models_params, tiny_dir) for role in roles}
+    if profile == "tiny":
+        folder = ensure_tiny_models(tiny_dir or default_tiny_dir(), roles)
+        records = [
+            {"role": r, "id": f"ldmdata-tiny/{r}", "revision": f"sha256:{tiny_fingerprint(folder, r)}"}
+            for r in roles
+        ]
+    else:
+        for ref in refs.values():
+            check_loadable(ref)
+        records = [ref.as_dict() for ref in refs.values()]
+    return refs, records
+
+
+def build_dataset(
+    task: str,
+    out_dir: Path,
+    settings: dict,
+    *,
+    source: str = "synthetic",
+    profile: str = "tiny",
+    models_params: dict | None = None,
+    tiny_dir: Path | None = None,
+    overwrite: bool = False,
+    on_progress: Progress | None = None,
+) -> dict:
+    """Build (or resume, or find up to date) the ``task`` dataset in ``out_dir``.
+
+    Everything the user chose is checked before ``out_dir`` is touched. Returns the manifest;
+    its ``exhausted`` key is true when a finite source ran out before ``n`` rows.
+    """
+    settings = build_settings(task, settings)
+    src = open_source(source, seed=settings["seed"])
+    roles = roles_needed(task, settings)
+    refs, model_records = prepare_models(roles, profile, models_params or {}, tiny_dir)
+    config = {
+        "task": task,
+        "params": {k: v for k, v in settings.items() if k not in RUNTIME_ONLY},
+        "source": src.spec,
+        "models": model_records,
+        "ldmdata": provenance.code_version()["ldmdata"],
+    }
+    builder = BUILDERS[task](settings, Models(refs, settings))
+    n, seed = settings["n"], settings["seed"]
+    with ShardedWriter(
+        out_dir, kind=task, features=builder.features, config=config,
+        shard_size=settings["shard_size"], overwrite=overwrite,
+    ) as writer:
+        if writer.complete_manifest is not None:
+            return writer.complete_manifest
+        with ThreadPoolExecutor(settings["workers"]) as pool:
+            cursor, exhausted = _fill(writer, src, builder, pool, settings, on_progress)
+        if writer.n_written == 0:
+            raise LdmdataError(
+                f"no usable inputs in {source}: {writer.n_rejected} rejected, 0 accepted"
+            )
+        return writer.finish(cursor, {
+            "task": task,
+            "n_requested": n,
+            "exhausted": exhausted,
+            "seed": seed,
+            "params": config["params"],
+            "models": model_records,
+            "source": src.describe(),
+            "code_version": provenance.code_version(),
+        })
+
+
+def _decode(item, settings: dict):
+    try:
+        return load_rgb(item, max_pixels=settings["max_pixels"], min_side=settings["min_side"])
+    except InputRejected as rejected:
+        return rejected
+
+
+def _encode(row: dict, columns: tuple[str, ...]) -> dict:
+    return {k: (encode_png(v) if k in columns else v) for k, v in row.items()}
+
+
+def _fill(writer, src, builder, pool, settings, on_progress) -> tuple[int, bool]:
+    """Feed the writer until ``n`` rows; returns (input cursor, source exhausted)."""
+    n, task = settings["n"], builder.task
+    cursor = writer.cursor
+    items = src.iterate(cursor)
+    while writer.n_written < n:
+        batch = list(islice(items, settings["batch_size"]))
+        if not batch:
+            return cursor, True
+        decoded = list(pool.map(lambda item: _decode(item, settings), batch))
+        live = [i for i, d in enumerate(decoded) if not isinstance(d, InputRejected)]
+        results = list(decoded)
+        if live:
+            processed = builder.process(
+                [batch[i] for i in live], [decoded[i] for i in live],
+                [item_seed(settings["seed"], batch[i].index) for i in live],
+            )
+            rows = pool.map(
+                lambda r: r if isinstance(r, InputRejected) else _encode(r, builder.image_columns),
+                processed,
+            )
+            for i, row in zip(live, rows, strict=True):
+                results[i] = row
+        for item, result in zip(batch, results, strict=True):
+            cursor = item.index + 1
+            if isinstance(result, InputRejected):
+                writer.reject(item.index, item.source_id, result.reason)
+                continue
+            closed = writer.add({"id": f"{task}-{writer.n_written:06d}", **result}, cursor)
+            if on_progress:
+                on_progress(writer.n_written, writer.n_rejected)
+            if writer.n_written >= n:
+                return cursor, False
+            if closed:  # a committed shard: continue exactly where a resumed build would
+                items = src.iterate(writer.cursor)
+                break
+        else:
+            if on_progress:
+                on_progress(writer.n_written, writer.n_rejected)
+    return cursor, False

@@ -1,0 +1,150 @@
+"""Steps every builder shares: loading the models it needs, captions, and edit prompts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ldmdata.errors import InputRejected
+from ldmdata.models.refs import ModelRef
+
+
+def roles_needed(task: str, settings: dict) -> list[str]:
+    """Model roles a build with these settings may load (recorded in the manifest)."""
+    roles = ["clip"]
+    if settings["caption_from"] != "source":
+        roles.append("captioner")
+    if settings["prompt_writer"] == "llm":
+        roles.append("llm")
+    if task == "inpaint":
+        roles.append("detector")
+        official = settings["segmenter_backend"] == "segment-anything"
+        roles.append("segmenter_official" if official else "segmenter")
+    return roles
+
+
+@dataclass
+class Models:
+    """The models of one build, each loaded on first use (a build from source captions never
+    loads the captioner)."""
+
+    refs: dict[str, ModelRef]
+    settings: dict
+    _loaded: dict = field(default_factory=dict)
+
+    def _get(self, role: str, factory):
+        if role not in self._loaded:
+            self._loaded[role] = factory(self.refs[role])
+        return self._loaded[role]
+
+    @property
+    def device(self) -> str:
+        return self.settings["device"]
+
+    @property
+    def clip(self):
+        from ldmdata.models.clip import ClipScorer
+
+        return self._get("clip", lambda ref: ClipScorer(ref, device=self.device))
+
+    @property
+    def captioner(self):
+        from ldmdata.models.captioner import Captioner
+
+        return self._get("captioner", lambda ref: Captioner(ref, device=self.device))
+
+    @property
+    def prompt_writer(self):
+        from ldmdata.models.prompts import make_prompt_writer
+
+        kind = self.settings["prompt_writer"]
+        if "prompt_writer" not in self._loaded:
+            self._loaded["prompt_writer"] = make_prompt_writer(
+                kind, self.refs.get("llm"), device=self.device
+            )
+        return self._loaded["prompt_writer"]
+
+    @property
+    def detector(self):
+        from ldmdata.models.detector import Detector
+
+        threshold = self.settings["detector_threshold"]
+        return self._get(
+            "detector", lambda ref: Detector(ref, device=self.device, threshold=threshold)
+        )
+
+    @property
+    def segmenter(self):
+        from ldmdata.models.segmenter import load_segmenter
+
+        backend = self.settings["segmenter_backend"]
+        role = "segmenter_official" if backend == "segment-anything" else "segmenter"
+        return self._get(role, lambda ref: load_segmenter(ref, backend, device=self.device))
+
+
+def item_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of one input: a pure function of (build seed, input position)."""
+    return np.random.default_rng([seed, index])
+
+
+def item_seed(seed: int, index: int) -> int:
+    return int(item_rng(seed, index).integers(0, 2**31 - 1))
+
+
+def choose_captions(
+    images: list[Image.Image], source_captions: list[list[str]], settings: dict, models: Models
+) -> list[list[str] | InputRejected]:
+    """Captions per image, best first: the source's (ranked by CLIP score, top ``num_captions``,
+    as the study ranked COCO's) or the captioner's."""
+    mode = settings["caption_from"]
+    use_source = [bool(c) and mode != "model" for c in source_captions]
+    result: list[list[str] | InputRejected] = [[] for _ in images]
+    ranked = [i for i, use in enumerate(use_source) if use]
+    if ranked:
+        scores = models.clip.image_text_scores(
+            [images[i] for i in ranked], [source_captions[i] for i in ranked]
+        )
+        for i, row in zip(ranked, scores, strict=True):
+            order = np.argsort(-np.asarray(row), kind="stable")[: settings["num_captions"]]
+            result[i] = [source_captions[i][j] for j in order]
+    missing = [i for i, use in enumerate(use_source) if not use]
+    if missing and mode == "source":
+        for i in missing:
+            result[i] = InputRejected("no source caption")
+    elif missing:
+        for i, caption in zip(missing, models.captioner.caption([images[i] for i in missing])):
+            result[i] = [caption] if caption.strip() else InputRejected("empty model caption")
+    return result
+
+
+def choose_prompts(
+    images: list[Image.Image], captions: list[list[str]], seeds: list[int], settings: dict,
+    models: Models,
+) -> list[tuple[list[str], list[float]] | InputRejected]:
+    """``num_candidates`` edit prompts written from each image's captions, the best
+    ``num_prompts`` kept by CLIP score against the image (highest first)."""
+    k, m = settings["num_candidates"], settings["num_prompts"]
+    flat_captions, flat_seeds, owner = [], [], []
+    for i, (caps, seed) in enumerate(zip(captions, seeds, strict=True)):
+        for j, caption in enumerate(caps):
+            flat_captions.append(caption)
+            flat_seeds.append(seed + j)
+            owner.append(i)
+    per_caption = -(-k // max(1, min(len(c) for c in captions)))  # ceil: enough for every image
+    written = models.prompt_writer.write(flat_captions, per_caption, flat_seeds)
+    candidates: list[list[str]] = [[] for _ in images]
+    for i, prompts in zip(owner, written, strict=True):
+        candidates[i].extend(prompts)
+    candidates = [list(dict.fromkeys(c))[:k] for c in candidates]  # distinct, order kept
+    scores = models.clip.image_text_scores(images, candidates)
+    out: list[tuple[list[str], list[float]] | InputRejected] = []
+    for cands, row in zip(candidates, scores, strict=True):
+        if len(cands) < m:
+            out.append(InputRejected(f"only {len(cands)} distinct prompts (< {m})"))
+            continue
+        order = np.argsort(-np.asarray(row), kind="stable")[:m]
+        out.append(([cands[j] for j in order], [float(row[j]) for j in order]))
+    return out

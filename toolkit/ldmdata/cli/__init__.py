@@ -1,0 +1,1 @@
+"""The ``ldmdata`` command line: thin typer commands over the library."""

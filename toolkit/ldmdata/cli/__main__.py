@@ -1,0 +1,5 @@
+"""``python -m ldmdata.cli``: the same as the ``ldmdata`` command."""
+
+from ldmdata.cli.app import main
+
+main()

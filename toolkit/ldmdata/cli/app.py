@@ -1,0 +1,23 @@
+"""Assembles the command groups into the ``ldmdata`` console command."""
+
+from __future__ import annotations
+
+import typer
+
+from ldmdata.cli import build, models
+from ldmdata.cli.verify import verify_command
+
+app = typer.Typer(
+    name="ldmdata",
+    help="Build, version and attack benchmark datasets for latent-diffusion image editing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(build.app, name="build")
+app.add_typer(models.app, name="models")
+app.command("verify")(verify_command)
+
+
+def main() -> None:
+    app()

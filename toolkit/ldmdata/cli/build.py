@@ -1,0 +1,118 @@
+"""``ldmdata build inpaint|img2img|sr``: build a dataset from a source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ldmdata.build import build_dataset
+from ldmdata.cli.common import console, user_errors
+from ldmdata.params import load_params
+
+app = typer.Typer(help="Build a benchmark dataset.", no_args_is_help=True)
+
+N = Annotated[
+    int | None, typer.Option("--n", help="Rows in the finished dataset (rejects do not count).")
+]
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", help="Output folder [default: data/datasets/<task>]; resumed if "
+                 "unfinished, up to date if built with the same settings."),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT]"),
+]
+Seed = Annotated[int | None, typer.Option(help="Seed of every random choice.")]
+ProfileOpt = Annotated[
+    str | None, typer.Option("--profile", help="tiny (offline random models) | real (Hub ids).")
+]
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option("--params", help="A params.yaml: build_<task>, source and models sections."),
+]
+ShardSize = Annotated[int | None, typer.Option(help="Rows per parquet shard.")]
+BatchSize = Annotated[int | None, typer.Option(help="Images per model batch.")]
+Device = Annotated[str | None, typer.Option(help="Torch device for the models (cpu, cuda).")]
+TinyDir = Annotated[
+    Path | None, typer.Option(help="Tiny model set folder (built there on first use).")
+]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace a dataset made with other settings.")
+]
+
+
+def _run(task: str, out: Path, options: dict, source: str | None, profile: str | None,
+         params_file: Path | None, overwrite: bool, tiny_dir: Path | None) -> None:
+    params = load_params(params_file) if params_file else {}
+    section = dict(params.get(f"build_{task}") or {})
+    section.update({k: v for k, v in options.items() if v is not None})
+    models = dict(params.get("models") or {})
+    source = source or (params.get("source") or {}).get("spec") or "synthetic"
+    profile = profile or models.pop("profile", None) or "tiny"
+    models.pop("profile", None)
+    out = out or Path("data/datasets") / task
+    with Progress(
+        TextColumn(f"build {task}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("rejected {task.fields[rejected]}"), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as bar:
+        job = bar.add_task(task, total=section.get("n"), rejected=0)
+
+        def progress(written: int, rejected: int) -> None:
+            bar.update(job, completed=written, rejected=rejected)
+
+        manifest = build_dataset(
+            task, out, section, source=source, profile=profile, models_params=models,
+            tiny_dir=tiny_dir, overwrite=overwrite, on_progress=progress,
+        )
+        bar.update(job, completed=manifest["n"], rejected=manifest["rejects"]["count"])
+    if manifest.get("exhausted"):
+        console.print(
+            f"source ran out: built {manifest['n']} of {manifest['n_requested']} requested rows"
+        )
+    console.print(
+        f"{out}: {manifest['n']} rows in {len(manifest['shards'])} shard(s), "
+        f"{manifest['rejects']['count']} rejected, content_hash {manifest['content_hash']}"
+    )
+
+
+def _command(task: str, extra_help: str = ""):
+    @user_errors
+    def command(
+        n: N = None, out: Out = None, source: SourceOpt = None, seed: Seed = None,
+        profile: ProfileOpt = None, params: ParamsOpt = None, shard_size: ShardSize = None,
+        batch_size: BatchSize = None, device: Device = None, tiny_dir: TinyDir = None,
+        overwrite: Overwrite = False,
+    ) -> None:
+        options = {"n": n, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
+                   "device": device}
+        _run(task, out, options, source, profile, params, overwrite, tiny_dir)
+
+    command.__doc__ = f"Build the {task} dataset.{extra_help}"
+    return command
+
+
+app.command("inpaint")(_command(
+    "inpaint", " Image + caption + main-entity SAM mask + CLIP-chosen edit prompts."
+))
+app.command("img2img")(_command("img2img", " Image + caption + CLIP-chosen edit prompts."))
+
+
+@app.command("sr")
+@user_errors
+def build_sr(
+    n: N = None, out: Out = None, source: SourceOpt = None, seed: Seed = None,
+    profile: ProfileOpt = None, params: ParamsOpt = None, shard_size: ShardSize = None,
+    batch_size: BatchSize = None, device: Device = None, tiny_dir: TinyDir = None,
+    overwrite: Overwrite = False,
+    scale: Annotated[int | None, typer.Option(help="HR side / LR side.")] = None,
+    degradation: Annotated[str | None, typer.Option(help="bicubic | realesrgan")] = None,
+) -> None:
+    """Build the sr dataset. HR + degraded LR + caption + CLIP-chosen edit prompts."""
+    options = {"n": n, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
+               "device": device, "scale": scale, "degradation": degradation}
+    _run("sr", out, options, source, profile, params, overwrite, tiny_dir)

@@ -1,0 +1,89 @@
+"""Reading and verifying a dataset folder written by :class:`ShardedWriter`."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+from PIL import Image
+
+from ldmdata.dataset.hashing import content_hash, file_sha256, row_digest
+from ldmdata.errors import LdmdataError
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of a finished dataset; LdmdataError when ``folder`` is not one."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise LdmdataError(f"{folder} is not a finished ldmdata dataset (no manifest.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise LdmdataError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}") from None
+
+
+def shard_paths(folder: Path, manifest: dict | None = None) -> list[Path]:
+    manifest = manifest or read_manifest(folder)
+    return [Path(folder) / s["file"] for s in manifest["shards"]]
+
+
+def iter_rows(
+    folder: Path, columns: list[str] | None = None, decode_images: bool = True
+) -> Iterator[dict]:
+    """Rows in dataset order, one row group in memory at a time; images as RGB/L PIL images."""
+    manifest = read_manifest(folder)
+    features = datasets.Features.from_dict(manifest["features"])
+    image_columns = {k for k, v in features.items() if isinstance(v, datasets.Image)}
+    for path in shard_paths(folder, manifest):
+        parquet = pq.ParquetFile(path)
+        for group in range(parquet.num_row_groups):
+            for row in parquet.read_row_group(group, columns=columns).to_pylist():
+                if decode_images:
+                    for key in image_columns & row.keys():
+                        image = Image.open(io.BytesIO(row[key]["bytes"]))
+                        image.load()
+                        row[key] = image
+                yield row
+
+
+def load(folder: Path) -> datasets.Dataset:
+    """The dataset as a ``datasets.Dataset`` (images decode to PIL on access)."""
+    files = [str(p) for p in shard_paths(folder)]
+    return datasets.load_dataset("parquet", data_files={"train": files}, split="train")
+
+
+def verify(folder: Path) -> list[str]:
+    """Re-hash ``folder`` against its manifest; the problems found, first mismatch first."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    problems: list[str] = []
+    listed = {s["file"] for s in manifest["shards"]}
+    on_disk = {f"data/{p.name}" for p in (folder / "data").glob("*.parquet")}
+    for extra in sorted(on_disk - listed):
+        problems.append(f"{extra}: shard not listed in the manifest")
+    digests: list[str] = []
+    for shard in manifest["shards"]:
+        path = folder / shard["file"]
+        if not path.is_file():
+            problems.append(f"{shard['file']}: missing")
+            continue
+        if file_sha256(path) != shard["sha256"]:
+            problems.append(f"{shard['file']}: sha256 differs from the manifest")
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as err:  # a damaged parquet file names itself, not a traceback
+            problems.append(f"{shard['file']}: unreadable parquet ({type(err).__name__})")
+            continue
+        if len(rows) != shard["n"]:
+            problems.append(f"{shard['file']}: {len(rows)} rows, manifest says {shard['n']}")
+        digests.extend(row_digest(r) for r in rows)
+    if not problems:
+        if len(digests) != manifest["n"]:
+            problems.append(f"{len(digests)} rows in all, manifest says {manifest['n']}")
+        elif content_hash(digests) != manifest["content_hash"]:
+            problems.append("content_hash differs from the manifest")
+    return problems

@@ -1,0 +1,1 @@
+"""Model loading: captioner, detector, segmenter, CLIP scorer, prompt writers, editors."""

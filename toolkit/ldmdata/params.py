@@ -1,0 +1,33 @@
+"""params.yaml: one section per stage, plus shared ``source`` and ``models`` sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ldmdata.errors import LdmdataError
+
+
+def load_params(path: Path | str = "params.yaml") -> dict:
+    """The whole params file as a dict; LdmdataError on a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LdmdataError(f"params file not found: {path}")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise LdmdataError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(params, dict):
+        raise LdmdataError(f"{path} must hold a mapping of sections")
+    return params
+
+
+def merge_known(defaults: dict, given: dict, where: str) -> dict:
+    """``defaults`` updated by ``given``; an unknown key is a user error naming ``where``."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise LdmdataError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
+        )
+    return {**defaults, **given}

@@ -1,0 +1,225 @@
+"""The dataset card (README.md) of a published dataset: Hub YAML metadata plus a provenance body."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+
+import datasets
+from datasets.info import DatasetInfo, DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+
+DEFAULT_LICENSE = "cc-by-4.0"
+
+TASK_CATEGORIES = {
+    "inpaint": ["image-to-image", "image-segmentation"],
+    "img2img": ["image-to-image"],
+    "sr": ["image-to-image"],
+}
+KIND_TAGS = {"inpaint": "inpainting", "img2img": "image-variation", "sr": "super-resolution"}
+KIND_TEXT = {
+    "inpaint": "image + mask + edit prompts, for text-guided inpainting",
+    "img2img": "image + edit prompts, for prompt-guided image-to-image editing (image variation)",
+    "sr": "high-resolution image + degraded low-resolution input, for diffusion super-resolution",
+}
+
+_SIZE_BUCKETS = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+]
+
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ pretty_name }}
+
+Benchmark dataset of kind **{{ kind }}** ({{ kind_text }}), for measuring how robust
+latent-diffusion image editing is against adversarial perturbations.
+Built with ldmdata {{ ldmdata_version }}.
+{% if local_models %}
+> **Note:** built with local model weights ({{ local_models }}), e.g. ldmdata's random-init
+> `tiny` set used for offline tests. Captions, prompts and masks of such a build are not
+> meaningful; rebuild with the real model ids to get a usable benchmark.
+{% endif %}
+![preview: {{ preview_columns }}]({{ preview_file }})
+
+*Preview: the first {{ preview_rows }} samples, columns {{ preview_columns }}.*
+
+## Contents
+
+- **{{ n }}** samples, one split (`{{ split }}`), {{ n_shards }} parquet shard(s) under `data/`.
+- Requested: {{ n_requested }}; rejected inputs: {{ rejects_count }}.
+
+| column | type |
+|---|---|
+{% for name, dtype in columns %}| `{{ name }}` | {{ dtype }} |
+{% endfor %}
+## How it was built
+
+Source: `{{ source }}`
+
+| role | model id | revision |
+|---|---|---|
+{% for m in models %}| {{ m.role }} | `{{ m.id }}` | {{ m.revision or "(none)" }} |
+{% endfor %}{% if not models %}| (none recorded) | | |
+{% endif %}
+Parameters:
+
+```json
+{{ params }}
+```
+
+Rejected inputs by reason:
+
+{% for reason, count in rejects %}- {{ reason }}: {{ count }}
+{% endfor %}{% if not rejects %}- none
+{% endif %}
+## Provenance
+
+| | |
+|---|---|
+| DVC hash (md5 of the dataset folder, as in `dvc.lock`) | `{{ dvc_hash }}` |
+| content hash (sha256 over the rows, independent of sharding) | `{{ content_hash }}` |
+| code version | `{{ code_version }}` |
+
+`manifest.json` in this repo holds the full record: features, per-shard sha256, params, models,
+source and reject counts. `ldmdata verify` re-checks a downloaded copy against it.
+
+## Loading
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{{ repo_id }}", split="{{ split }}"{{ revision_arg }})
+{{ first_image_line }}
+```
+
+Source images keep the terms of their origin (`{{ source }}`); the card's license covers the
+annotations, masks and prompts added here.
+"""
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    for limit, label in _SIZE_BUCKETS:
+        if n < limit:
+            return label
+    return "n>10M"
+
+
+def _dtype_text(feature) -> str:
+    if isinstance(feature, datasets.Image):
+        return "image (PNG)"
+    if isinstance(feature, datasets.Value):
+        return feature.dtype
+    if isinstance(feature, datasets.List | datasets.LargeList):
+        return f"list of {_dtype_text(feature.feature)}"
+    if isinstance(feature, dict):
+        return "struct {" + ", ".join(f"{k}: {_dtype_text(v)}" for k, v in feature.items()) + "}"
+    return type(feature).__name__
+
+
+def _is_local(model_id: str) -> bool:
+    return PurePosixPath(model_id).is_absolute() or Path(model_id).is_absolute()
+
+
+def card_data(
+    manifest: dict,
+    features: datasets.Features,
+    *,
+    license: str,
+    pretty_name: str,
+    num_bytes: int,
+    download_size: int,
+) -> DatasetCardData:
+    """The YAML header: license, task categories, size, pretty name, configs and features."""
+    kind = manifest["kind"]
+    data = DatasetCardData(
+        license=license,
+        pretty_name=pretty_name,
+        task_categories=TASK_CATEGORIES.get(kind, ["image-to-image"]),
+        size_categories=[size_category(manifest["n"])],
+        tags=["ldmdata", "adversarial-robustness", "latent-diffusion", KIND_TAGS.get(kind, kind)],
+    )
+    split = manifest["split"]
+    splits = SplitDict()
+    splits.add(SplitInfo(name=split, num_bytes=num_bytes, num_examples=manifest["n"]))
+    info = DatasetInfo(
+        features=features, splits=splits, download_size=download_size, dataset_size=num_bytes
+    )
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    configs = {"default": {"data_files": [{"split": split, "path": f"data/{split}-*"}]}}
+    MetadataConfigs(configs).to_dataset_card_data(data)
+    return data
+
+
+def build_card(
+    manifest: dict,
+    features: datasets.Features,
+    *,
+    repo_id: str,
+    dvc_hash: str,
+    preview_file: str,
+    preview_columns: list[str],
+    preview_rows: int,
+    num_bytes: int,
+    download_size: int,
+    license: str = DEFAULT_LICENSE,
+    pretty_name: str | None = None,
+    revision: str | None = None,
+) -> DatasetCard:
+    """The dataset card for ``manifest`` as it will be published under ``repo_id``.
+
+    ``features`` in column order (the manifest's are key-sorted); ``num_bytes`` and
+    ``download_size`` are the uncompressed and the parquet sizes of the shards.
+    """
+    kind = manifest["kind"]
+    pretty_name = pretty_name or f"ldmdata {kind} robustness benchmark ({manifest['n']} samples)"
+    models = manifest.get("models") or []
+    local = sorted({m["role"] for m in models if _is_local(str(m.get("id", "")))})
+    image_columns = [k for k, v in features.items() if isinstance(v, datasets.Image)]
+    first_image = (
+        f'ds[0]["{image_columns[0]}"]  # a PIL image' if image_columns else "ds[0]"
+    )
+    code = manifest.get("code_version") or {}
+    return DatasetCard.from_template(
+        card_data(
+            manifest,
+            features,
+            license=license,
+            pretty_name=pretty_name,
+            num_bytes=num_bytes,
+            download_size=download_size,
+        ),
+        template_str=TEMPLATE,
+        pretty_name=pretty_name,
+        kind=kind,
+        kind_text=KIND_TEXT.get(kind, kind),
+        ldmdata_version=code.get("ldmdata", "(unknown version)"),
+        local_models=", ".join(local),
+        preview_file=preview_file,
+        preview_columns=" | ".join(preview_columns),
+        preview_rows=preview_rows,
+        n=manifest["n"],
+        split=manifest["split"],
+        n_shards=len(manifest["shards"]),
+        n_requested=manifest.get("n_requested", manifest["n"]),
+        rejects_count=manifest["rejects"]["count"],
+        rejects=sorted(manifest["rejects"]["by_reason"].items()),
+        columns=[(name, _dtype_text(f)) for name, f in features.items()],
+        source=json.dumps(manifest.get("source"), sort_keys=True),
+        models=models,
+        params=json.dumps(manifest.get("params", manifest.get("config")), indent=2, sort_keys=True),
+        dvc_hash=dvc_hash,
+        content_hash=manifest["content_hash"],
+        code_version=json.dumps(code, sort_keys=True),
+        repo_id=repo_id,
+        revision_arg=f', revision="{revision}"' if revision else "",
+        first_image_line=first_image,
+    )
