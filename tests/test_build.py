@@ -7,9 +7,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-from corpus import write_bad_corpus
 from PIL import Image
 
+from corpus import write_bad_corpus
 from ldmdata.build import build_dataset
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError
@@ -53,16 +53,27 @@ def test_inpaint_rows_masks_and_prompts(tmp_path, tiny_dir):
         assert scores == sorted(scores, reverse=True) and all(0 <= s <= 100 for s in scores)
         # synthetic scenes carry labels and exact masks: the entity is a label, IoU is measured
         assert row["entity"] and row["gt_iou"] is not None and 0 <= row["gt_iou"] <= 1
-            x0, y0, x1, y1 = row["box"]
+        x0, y0, x1, y1 = row["box"]
         assert 0 <= x0 <= x1 <= 64 and 0 <= y0 <= y1 <= 64
 
 
 def test_mask_coverage_filter_rejects_with_reason(tmp_path, tiny_dir):
-    manifest = build("inpaint", tmp_path / "ds", tiny_dir, n=3, mask_min=0.0, mask_max=0.01,
-                     source="synthetic")
-    reasons = [json.loads(x)["reason"] for x in (tmp_path / "ds/rejects.jsonl").read_text().split("\n") if x]
-    assert manifest["n"] == 3 or manifest["rejects"]["count"] > 0
-    assert all(r.startswith("mask covers") or r.startswith("no detection") for r in reasons)
+    build("inpaint", tmp_path / "ds", tiny_dir, n=4, mask_min=0.25, mask_max=0.5)
+    rejects = [json.loads(x) for x in (tmp_path / "ds/rejects.jsonl").read_text().splitlines()]
+    assert rejects, "the tiny SAM's masks should miss a 25-50% coverage window sometimes"
+    assert all(r["reason"].startswith(("mask covers", "no detection")) for r in rejects)
+    for row in iter_rows(tmp_path / "ds", columns=["mask_fraction"]):
+        assert 0.25 <= row["mask_fraction"] <= 0.5
+
+
+def test_a_source_that_only_gives_rejects_stops_with_reasons(tmp_path, tiny_dir, photos):
+    with pytest.raises(LdmdataError, match="no usable inputs.*mask covers"):
+        build("inpaint", tmp_path / "a", tiny_dir, source=f"folder:{photos}", n=3,
+              mask_min=0.0, mask_max=1e-6)
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(LdmdataError, match="5 inputs rejected"):
+        build("inpaint", tmp_path / "b", tiny_dir, n=3, mask_min=0.0, mask_max=1e-6,
+              max_rejects=5)
 
 
 def test_same_seed_same_hash_other_seed_differs(tmp_path, tiny_dir):
@@ -137,8 +148,7 @@ def test_bad_input_corpus_never_stops_a_build(tmp_path, tiny_dir):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     expected = write_bad_corpus(corpus)
-    manifest = build("img2img", tmp_path / "out", tiny_dir, source=f"folder:{corpus}", n=100,
-                     min_side=2)
+    manifest = build("img2img", tmp_path / "out", tiny_dir, source=f"folder:{corpus}", n=100)
     rejects = {json.loads(x)["source_id"]: json.loads(x)["reason"]
                for x in (tmp_path / "out/rejects.jsonl").read_text().splitlines()}
     accepted = {r["source_id"] for r in iter_rows(tmp_path / "out", columns=["source_id"])}
@@ -170,7 +180,9 @@ def test_hf_source_from_a_local_dataset(tmp_path, tiny_dir):
     images = [Image.new("RGB", (80, 70), (i * 40, 100, 50)) for i in range(3)]
     local = datasets.Dataset.from_dict(
         {"image": images, "caption": [f"a plain picture number {i}" for i in range(3)]},
-        features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")}),
+        features=datasets.Features(
+            {"image": datasets.Image(), "caption": datasets.Value("string")}
+        ),
     )
     local.to_parquet(str(tmp_path / "hfdata" / "train.parquet"))
     manifest = build("img2img", tmp_path / "h", tiny_dir, source=f"hf:{tmp_path / 'hfdata'}", n=3)

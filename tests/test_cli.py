@@ -24,7 +24,7 @@ def cli(*args):
 @pytest.mark.parametrize(
     "command",
     [[], ["build"], ["build", "inpaint"], ["build", "img2img"], ["build", "sr"], ["models"],
-     ["models", "tiny"], ["verify"]],
+     ["models", "tiny"], ["verify"], ["publish"]],
 )
 def test_every_command_has_help(command):
     result = cli(*command, "--help")
@@ -64,7 +64,8 @@ def test_params_file_and_option_override(tmp_path, tiny_dir):
                  "--tiny-dir", tiny_dir, *FAST)
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["n"] == 3 and manifest["params"]["seed"] == 8 and manifest["params"]["size"] == 64
+    assert manifest["n"] == 3
+    assert manifest["params"]["seed"] == 8 and manifest["params"]["size"] == 64
 
 
 @pytest.mark.parametrize(

@@ -9,16 +9,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import datasets
-import huggingface_hub
 import httpx2
+import huggingface_hub
 import pytest
+import typer
 from datasets import Features, Image, List, Value
 from huggingface_hub import DatasetCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from ldmdata.cli.app import app
+from ldmdata.cli.publish import publish_command
 from ldmdata.dataset import ShardedWriter
 from ldmdata.errors import LdmdataError
 from ldmdata.images import encode_png
@@ -59,8 +60,14 @@ def make_row(kind: str, i: int) -> dict:
     return row
 
 
+HUB_MODELS = [
+    {"role": "captioner", "id": "Salesforce/blip-image-captioning-large", "revision": "0123abcd"},
+    {"role": "clip", "id": "openai/clip-vit-base-patch16", "revision": "57c216476e"},
+]
+
+
 def make_dataset(folder: Path, kind: str = "inpaint", n: int = 5, shard_size: int = 2,
-                 params: dict | None = None) -> dict:
+                 params: dict | None = None, models: list | None = None) -> dict:
     """A finished dataset with one reject, provenance keys as the builders write them."""
     with ShardedWriter(folder, kind=kind, features=KINDS[kind], config={"n": n},
                        shard_size=shard_size) as writer:
@@ -70,11 +77,7 @@ def make_dataset(folder: Path, kind: str = "inpaint", n: int = 5, shard_size: in
         return writer.finish(n + 1, {
             "task": kind,
             "params": params or {"n": n, "seed": 0},
-            "models": [
-                {"role": "captioner", "id": "Salesforce/blip-image-captioning-large",
-                 "revision": "0123abcd"},
-                {"role": "clip", "id": "openai/clip-vit-base-patch16", "revision": "57c216476e"},
-            ],
+            "models": models or HUB_MODELS,
             "source": {"spec": "synthetic", "seed": 0},
             "code_version": {"ldmdata": "0.1.0", "git_commit": "feedface", "git_dirty": False},
             "n_requested": n + 1,
@@ -99,21 +102,17 @@ def hub_calls(monkeypatch):
             return result(*args, **kwargs) if result else None
         return method
 
-    def upload_folder(*args, **kwargs):
-        folder = Path(kwargs["folder_path"])
+    def upload_folder(self, *args, **kwargs):
+        folder = Path(kwargs["folder_path"])  # a temporary folder: list it while it exists
         kwargs["staged"] = sorted(p.relative_to(folder).as_posix()
                                   for p in folder.rglob("*") if p.is_file())
+        calls.append(("upload_folder", args, kwargs))
         return SimpleNamespace(commit_url="https://huggingface.co/datasets/me/x/commit/abc")
 
-    def upload_recorder(self, *args, **kwargs):
-        result = upload_folder(*args, **kwargs)
-        calls.append(("upload_folder", args, kwargs))
-        return result
-
     for name in ("create_repo", "create_branch", "create_commit", "upload_file",
-                 "upload_large_folder", "preupload_lfs_files", "delete_file", "delete_folder"):
+                 "preupload_lfs_files", "delete_file", "delete_folder"):
         monkeypatch.setattr(huggingface_hub.HfApi, name, recorder(name))
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_recorder)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", recorder(
         "dataset_info", lambda *a, **k: SimpleNamespace(private=not state.public)))
     calls.state = state
@@ -127,6 +126,16 @@ def online(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-stored-token"))
     monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
+
+
+# The command on its own app, so these tests do not depend on the other command groups.
+app = typer.Typer()
+app.command("publish")(publish_command)
+
+
+@app.callback()
+def _root() -> None:
+    """ldmdata, publish only."""
 
 
 def invoke(*args: str):
@@ -178,8 +187,11 @@ def test_dry_run_loads_with_datasets_and_the_card_parses(tmp_path, kind):
                  "preview.png"):
         assert fact in card.text, fact
 
-    with PILImage.open(out / "preview.png") as preview:  # 4 rows of 160 px tiles, 4 px gaps
-        assert preview.size == (len(image_columns) * 164 + 4, 4 * 164 + 4)
+    with PILImage.open(out / "preview.png") as preview:  # 160 px tiles, 4 px gaps
+        if kind == "img2img":  # one image per sample: 4 samples in a row
+            assert preview.size == (4 * 164 + 4, 164 + 4)
+        else:  # 4 samples in rows, image | mask or hr | lr
+            assert preview.size == (2 * 164 + 4, 4 * 164 + 4)
 
 
 def test_options_reach_the_card(tmp_path):
@@ -190,6 +202,31 @@ def test_options_reach_the_card(tmp_path):
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "mit" and card.data.pretty_name == "My SR set"
     assert 'revision="v2"' in card.text and "super-resolution" in card.data.tags
+
+
+def test_card_says_when_the_models_are_not_on_the_hub(tmp_path):
+    make_dataset(tmp_path / "hub", n=2)
+    make_dataset(tmp_path / "tiny", n=2, models=[
+        {"role": "captioner", "id": "ldmdata-tiny/captioner", "revision": "sha256:ab"},
+        {"role": "clip", "id": "openai/clip-vit-base-patch16", "revision": "57c216476e"},
+    ])
+    for name in ("hub", "tiny"):
+        publish(tmp_path / name, "someone/bench", dry_run=tmp_path / f"out-{name}")
+    assert "not on the Hub" not in (tmp_path / "out-hub" / "README.md").read_text()
+    tiny_card = (tmp_path / "out-tiny" / "README.md").read_text()
+    assert "models that are not on the Hub (captioner)" in tiny_card
+
+
+def test_a_dataset_without_images_gets_no_preview(tmp_path):
+    ds, out = tmp_path / "ds", tmp_path / "out"
+    features = Features({"id": Value("string"), "score": Value("float32")})
+    with ShardedWriter(ds, kind="metrics", features=features, config={}) as writer:
+        writer.add({"id": "a", "score": 0.5}, 1)
+        writer.finish(1, {})
+    assert publish(ds, "someone/scores", dry_run=out).files == [
+        "README.md", "data/train-00000.parquet", "manifest.json"]
+    assert "preview" not in (out / "README.md").read_text()
+    assert datasets.load_dataset(str(out), split="train")["score"] == [0.5]
 
 
 def test_cli_dry_run_uploads_nothing_and_never_writes_the_token(tmp_path, hub_calls, online):
@@ -295,6 +332,15 @@ def test_dry_run_refuses_a_folder_that_is_not_empty(tmp_path, hub_calls):
     result = invoke(ds, "--repo-id", "o/n", "--dry-run", out)
     assert result.exit_code == 2 and "new or empty folder" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+
+
+def test_dry_run_refuses_a_folder_inside_the_dataset(tmp_path, hub_calls):
+    ds = tmp_path / "ds"
+    make_dataset(ds)
+    before = dvc_hash(ds)
+    result = invoke(ds, "--repo-id", "o/n", "--dry-run", ds / "hub")
+    assert result.exit_code == 2 and "inside the dataset folder" in result.stderr
+    assert dvc_hash(ds) == before
 
 
 def test_no_token_is_one_line_and_nothing_uploaded(tmp_path, hub_calls, online, monkeypatch):

@@ -11,9 +11,11 @@ As in the paper, the JPEG step of round 2 is the one in the final step. Every pa
 comes back in a JSON-serialisable dict, and the same generator state gives the same bytes.
 
 Deviations from the reference code, for speed on one CPU core: Poisson counts come from their
-normal approximation (same mean and variance) with 256 intensity levels, resizing follows
-torch's F.interpolate formulas through sparse matrices, and JPEG uses libjpeg through Pillow
-(integer quality, 4:2:0 chroma) instead of a differentiable JPEG.
+normal approximation (same mean and variance) with 256 intensity levels; resizing follows
+torch's F.interpolate formulas (no antialias) through sparse matrices, and a blur followed by
+a resize is computed in one pass when the kernel has low rank (same result up to float
+rounding); JPEG uses libjpeg through Pillow (integer quality, 4:2:0 chroma) instead of a
+differentiable JPEG. Numpy, SciPy and Pillow only.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ KERNEL_TYPES = (
 INTERPOLATIONS = ("area", "bilinear", "bicubic")
 RESIZE_DIRECTIONS = ("up", "down", "keep")
 _POISSON_LEVELS = 256.0
+_SVD_TOLERANCE = 1e-6  # singular values below this fraction of the largest are dropped
+_FFT_COST = 30.0  # cost of the FFT filter per padded pixel, in sparse multiply-adds
 
 
 def _lr_size(hr: Image.Image, scale: int) -> tuple[int, int]:
@@ -126,6 +130,15 @@ class RealEsrganParams:
         if not self.kernel_sizes or any(k < 3 or k % 2 == 0 for k in self.kernel_sizes):
             raise LdmdataError("realesrgan kernel_sizes must be odd integers >= 3")
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RealEsrganParams:
+        """Build from a params.yaml section; unknown keys are an error, missing ones default."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise LdmdataError(f"unknown realesrgan params: {', '.join(unknown)}")
+        return cls(**values)
+
     def _round(self, which: int) -> _Round:
         """The ranges of round 1 or 2 under common names."""
         s = "" if which == 1 else "2"
@@ -195,10 +208,12 @@ def _bivariate_kernel(
 def _sample_blur(
     rng: np.random.Generator, r: _Round, sizes: tuple[int, ...]
 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Draw a blur kernel as Real-ESRGAN does: sinc with ``sinc_prob``, else a mixed kernel."""
     size = int(_pick(rng, sizes))
     if rng.random() < r.sinc_prob:
         omega_c = _uniform(rng, (math.pi / 3, math.pi) if size < 13 else (math.pi / 5, math.pi))
-        return _sinc_kernel(size, omega_c), {"kernel": "sinc", "size": size, "omega_c": omega_c}
+        info = {"applied": True, "kernel": "sinc", "size": size, "omega_c": omega_c}
+        return _sinc_kernel(size, omega_c), info
     kind = _pick(rng, KERNEL_TYPES, r.kernel_prob)
     sigma_x = _uniform(rng, r.blur_sigma)
     if kind.endswith("aniso"):
@@ -210,7 +225,7 @@ def _sample_blur(
         family = kind.split("_")[0]
         bounds = r.betag_range if family == "generalized" else r.betap_range
         beta = _uniform(rng, (bounds[0], 1.0) if rng.random() < 0.5 else (1.0, bounds[1]))
-    info = {"kernel": kind, "size": size, "sigma_x": sigma_x, "sigma_y": sigma_y,
+    info = {"applied": True, "kernel": kind, "size": size, "sigma_x": sigma_x, "sigma_y": sigma_y,
             "angle": angle, "beta": beta}
     return _bivariate_kernel(size, sigma_x, sigma_y, angle, family, beta), info
 
@@ -223,9 +238,8 @@ def _filter(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     n1 = fft.next_fast_len(width + 2 * pad, real=True)
     # Reflect-pad straight to the FFT size: the circular wrap-around then never reaches the
     # kept window [pad, pad + size).
-    planes = np.pad(
-        img.transpose(2, 0, 1), ((0, 0), (pad, n0 - height - pad), (pad, n1 - width - pad)),
-        mode="reflect",
+    padded = np.pad(
+        img, ((pad, n0 - height - pad), (pad, n1 - width - pad), (0, 0)), mode="reflect"
     )
     # A point-symmetric kernel centred on the origin has a real DFT: two small cosine/sine
     # matrix products instead of an FFT of a zero-padded kernel.
@@ -233,8 +247,9 @@ def _filter(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     phase0 = 2 * np.pi * np.outer(np.arange(n0), taps) / n0
     phase1 = 2 * np.pi * np.outer(taps, np.arange(n1 // 2 + 1)) / n1
     spectrum = np.cos(phase0) @ kernel @ np.cos(phase1) - np.sin(phase0) @ kernel @ np.sin(phase1)
-    out = fft.irfft2(fft.rfft2(planes) * spectrum.astype(np.float32), s=(n0, n1))
-    return out[:, pad:pad + height, pad:pad + width].transpose(1, 2, 0)
+    product = fft.rfft2(padded, axes=(0, 1)) * spectrum.astype(np.float32)[:, :, None]
+    out = fft.irfft2(product, s=(n0, n1), axes=(0, 1))
+    return out[pad:pad + height, pad:pad + width]
 
 
 # ---- resize (torch F.interpolate semantics, align_corners=False, no antialias) --------------
@@ -273,21 +288,82 @@ def _resize_matrix(n_in: int, n_out: int, mode: str) -> sparse.csr_array:
     return matrix.tocsr()
 
 
+def _reflect_band(n: int, taps: np.ndarray) -> sparse.csr_array:
+    """The n x n matrix of a 1-D correlation with ``taps`` (odd length) under reflect padding."""
+    pad = len(taps) // 2
+    src = (np.arange(n)[:, None] + np.arange(-pad, pad + 1)[None, :]).ravel()
+    if n == 1:
+        src = np.zeros_like(src)
+    else:
+        period = 2 * (n - 1)
+        src = src % period
+        src = np.where(src >= n, period - src, src)
+    rows = np.repeat(np.arange(n), len(taps))
+    return sparse.coo_array((np.tile(taps, n), (rows, src)), shape=(n, n)).tocsr()
+
+
+def _separable(
+    img: np.ndarray, pairs: list[tuple[sparse.csr_array, sparse.csr_array]]
+) -> np.ndarray:
+    """Sum over (rows, cols) matrix pairs of rows @ image @ cols.T, channel by channel."""
+    height, width, channels = img.shape
+    new_h, new_w = pairs[0][0].shape[0], pairs[0][1].shape[0]
+    flat = img.reshape(height, width * channels)
+    total = np.zeros((new_w, channels * new_h), np.float32)
+    for rows, cols in pairs:
+        tall = rows @ flat
+        # The 2-D transposes are much cheaper than moving the 3-value pixels of HxWx3 arrays.
+        total += cols @ np.ascontiguousarray(tall.T).reshape(width, channels * new_h)
+    return np.ascontiguousarray(total.reshape(new_w * channels, new_h).T).reshape(
+        new_h, new_w, channels
+    )
+
+
 def _resize(img: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    """Resize an HxWxC float32 image to ``size`` = (width, height)."""
+    """Resize an HxWx3 float32 image to ``size`` = (width, height)."""
+    return _blur_resize(img, None, size, mode)
+
+
+def _blur_resize(
+    img: np.ndarray, kernel: np.ndarray | None, size: tuple[int, int], mode: str
+) -> np.ndarray:
+    """Filter with ``kernel`` (if any), then resize to ``size`` = (width, height).
+
+    Both steps are linear, so a kernel of low rank k = sum(u_i v_i^T) folds into the resize
+    matrices: out = sum_i (R_y B(u_i)) img (R_x B(v_i))^T, computed only at the output pixels.
+    High-rank kernels go through the FFT filter instead; the cheaper way is taken.
+    """
     height, width, channels = img.shape
     new_w, new_h = size
-    if (new_w, new_h) == (width, height):
-        return img
-    tall = _resize_matrix(height, new_h, mode) @ img.reshape(height, width * channels)
-    tall = tall.reshape(new_h, width, channels).transpose(1, 0, 2).reshape(width, -1)
-    wide = _resize_matrix(width, new_w, mode) @ tall
-    return wide.reshape(new_w, new_h, channels).transpose(1, 0, 2)
+    same = (new_w, new_h) == (width, height)
+    if same:
+        rows = sparse.identity(height, np.float32, "csr")
+        cols = sparse.identity(width, np.float32, "csr")
+    else:
+        rows, cols = _resize_matrix(height, new_h, mode), _resize_matrix(width, new_w, mode)
+    if kernel is None:
+        return img if same else _separable(img, [(rows, cols)])
+    u, singular, vt = np.linalg.svd(kernel)
+    rank = int(np.count_nonzero(singular > singular[0] * _SVD_TOLERANCE))
+    band = kernel.shape[0] + rows.nnz // new_h
+    separable_cost = rank * band * channels * (new_h * width + new_w * new_h)
+    pad = kernel.shape[0] // 2
+    padded = [fft.next_fast_len(n + 2 * pad, real=True) for n in (height, width)]
+    fft_cost = _FFT_COST * channels * padded[0] * padded[1]
+    if separable_cost > fft_cost:
+        return _separable(_filter(img, kernel), [(rows, cols)])
+    pairs = [
+        ((rows @ _reflect_band(height, u[:, i] * singular[i])).astype(np.float32),
+         (cols @ _reflect_band(width, vt[i])).astype(np.float32))
+        for i in range(rank)
+    ]
+    return _separable(img, pairs)
 
 
-def _random_resize(
-    img: np.ndarray, rng: np.random.Generator, r: _Round, base: tuple[int, int]
-) -> tuple[np.ndarray, dict[str, Any]]:
+def _draw_resize(
+    rng: np.random.Generator, r: _Round, base: tuple[int, int]
+) -> tuple[tuple[int, int], str, dict[str, Any]]:
+    """Draw a random resize of ``base`` = (width, height): direction, factor, interpolation."""
     direction = _pick(rng, RESIZE_DIRECTIONS, r.resize_prob)
     if direction == "keep":
         factor = 1.0
@@ -298,7 +374,7 @@ def _random_resize(
     mode = _pick(rng, INTERPOLATIONS)
     size = (max(1, int(base[0] * factor)), max(1, int(base[1] * factor)))
     info = {"direction": direction, "factor": factor, "interpolation": mode, "size": list(size)}
-    return _resize(img, size, mode), info
+    return size, mode, info
 
 
 # ---- noise and JPEG -------------------------------------------------------------------------
@@ -380,30 +456,29 @@ def realesrgan_lr(
     first, second = params._round(1), params._round(2)
 
     kernel, blur = _sample_blur(rng, first, params.kernel_sizes)
-    img = _filter(img, kernel)
-    img, resize = _random_resize(img, rng, first, (img.shape[1], img.shape[0]))
+    size, mode, resize = _draw_resize(rng, first, (hr.width, hr.height))
+    img = _blur_resize(img, kernel, size, mode)
     img, noise = _add_noise(img, rng, first)
     quality = _sample_quality(rng, first.jpeg_range)
     img = _jpeg(img, quality)
     round1 = {"blur": blur, "resize": resize, "noise": noise, "jpeg_quality": quality}
 
-    blur = {"applied": False}
+    blur, kernel = {"applied": False}, None
     if rng.random() < params.second_blur_prob:
         kernel, blur = _sample_blur(rng, second, params.kernel_sizes)
-        blur = {"applied": True, **blur}
-        img = _filter(img, kernel)
-    img, resize = _random_resize(img, rng, second, (lr_w, lr_h))
+    size, mode, resize = _draw_resize(rng, second, (lr_w, lr_h))
+    img = _blur_resize(img, kernel, size, mode)
     img, noise = _add_noise(img, rng, second)
     round2 = {"blur": blur, "resize": resize, "noise": noise}
 
     order = "resize_sinc_then_jpeg" if rng.random() < 0.5 else "jpeg_then_resize_sinc"
     mode = _pick(rng, INTERPOLATIONS)
     sinc: dict[str, Any] = {"applied": False}
-    kernel = None
+    sinc_kernel = None
     if rng.random() < params.final_sinc_prob:
         size = int(_pick(rng, params.kernel_sizes))
         omega_c = _uniform(rng, (math.pi / 3, math.pi))
-        kernel = _sinc_kernel(size, omega_c)
+        sinc_kernel = _sinc_kernel(size, omega_c)
         sinc = {"applied": True, "size": size, "omega_c": omega_c}
     quality = _sample_quality(rng, second.jpeg_range)
     final = {"order": order, "interpolation": mode, "sinc": sinc, "jpeg_quality": quality}
@@ -411,8 +486,8 @@ def realesrgan_lr(
     if order == "jpeg_then_resize_sinc":
         img = _jpeg(img, quality)
     img = _resize(img, (lr_w, lr_h), mode)
-    if kernel is not None:
-        img = _filter(img, kernel)
+    if sinc_kernel is not None:
+        img = _blur_resize(img, sinc_kernel, (lr_w, lr_h), mode)
     if order == "resize_sinc_then_jpeg":
         img = _jpeg(img, quality)
     lr = Image.fromarray(_to_uint8(img))

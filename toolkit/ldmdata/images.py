@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import warnings
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,7 @@ _ORIENTATION_TRANSPOSE = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+_WARNINGS_LOCK = threading.Lock()
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
@@ -66,16 +68,18 @@ def load_rgb(item: SourceItem, max_pixels: int = 64_000_000, min_side: int = 64)
             "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set in this process; truncated inputs "
             "would be silently padded"
         )
-    image = _open(item.data)
-    _check_size(image.size, max_pixels, min_side)
+    try:
+        image = _open_header(item.data)
+    except Image.UnidentifiedImageError as exc:
+        raise InputRejected("not an image") from exc
+    except Exception as exc:  # Pillow's bomb error, or a header that breaks part way
+        raise _decode_failure(exc) from exc
+    _check_size(image.size, max_pixels, min_side)  # from the header, before decoding
     try:
         image.load()
-    except Exception as exc:  # any decoder failure on untrusted bytes rejects this one input
-        raise InputRejected(
-            "truncated image" if "truncated" in str(exc) else "corrupt image"
-        ) from exc
-    image = _apply_orientation(image)
-    return _to_rgb(image)
+    except Exception as exc:  # any decoder failure on untrusted bytes rejects this input
+        raise _decode_failure(exc) from exc
+    return _to_rgb(_apply_orientation(image))
 
 
 def encode_png(image: Image.Image) -> bytes:
@@ -88,20 +92,26 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _open(data: bytes) -> ImageFile.ImageFile:
-    """Read the header only; Pillow's own decompression-bomb checks become rejects."""
-    try:
-        with warnings.catch_warnings():
-            # Our max_pixels check replaces Pillow's warning (which fires above ~89 Mpx).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
-    except Image.DecompressionBombError as exc:
+def _open_header(data: bytes) -> ImageFile.ImageFile:
+    """Parse the header (no pixels yet) without letting Pillow's bomb warning out.
+
+    Our ``max_pixels`` check replaces that warning (Pillow warns above ~89 Mpx). For the formats
+    we allow, Pillow only checks sizes while opening, so ``load()`` needs no such guard.
+    ``catch_warnings`` swaps process-wide state, hence the lock for decoding threads.
+    """
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+
+
+def _decode_failure(exc: Exception) -> InputRejected:
+    """The reject reason for an exception Pillow raised while opening or decoding."""
+    if isinstance(exc, Image.DecompressionBombError):  # over Pillow's hard limit (2 x 89 Mpx)
         found = _BOMB_PIXELS.search(str(exc))
-        raise InputRejected(f"too large ({found.group(1) if found else '?'} pixels)") from exc
-    except Image.UnidentifiedImageError as exc:
-        raise InputRejected("not an image") from exc
-    except Exception as exc:  # a header that parses part way and then breaks
-        raise InputRejected("corrupt image") from exc
+        return InputRejected(f"too large ({found.group(1) if found else '?'} pixels)")
+    if "truncated" in str(exc).lower():
+        return InputRejected("truncated image")
+    return InputRejected("corrupt image")
 
 
 def _check_size(size: tuple[int, int], max_pixels: int, min_side: int) -> None:

@@ -2,7 +2,8 @@
 
 Per image: caption -> main entity (a source label, or a noun phrase of the caption; several
 candidates are ranked by CLIP score as the study ranked COCO classes) -> box from the grounded
-detector -> SAM mask from that box -> clean-up (binary, holes filled) -> square crop of
+detector -> SAM mask from that box -> clean-up (binary, kept inside the box, holes filled)
+-> square crop of
 ``crop_scale`` x the box around the entity, resized to ``size`` -> mask-coverage filter ->
 prompts. The mask is 255 on the entity; the study inverts it at edit time so the model
 repaints the background and keeps the entity.
@@ -55,9 +56,14 @@ def square_crop_box(
     return left, top, left + side, top + side
 
 
-def clean_mask(mask: np.ndarray) -> np.ndarray:
-    """Binary mask with its holes filled."""
-    return binary_fill_holes(mask.astype(bool))
+def clean_mask(mask: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Binary mask, kept inside its prompt box (SAM's box-prompted masks can leak past the
+    entity into the background), with its holes filled."""
+    x0, y0, x1, y1 = (int(np.floor(box[0])), int(np.floor(box[1])),
+                      int(np.ceil(box[2])), int(np.ceil(box[3])))
+    inside = np.zeros(mask.shape, dtype=bool)
+    inside[y0:y1, x0:x1] = mask[y0:y1, x0:x1].astype(bool)
+    return binary_fill_holes(inside)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,6 +122,8 @@ class InpaintBuilder:
             else:
                 work[i] = {"captions": out[i], "entity": entity}
         live = list(work)
+        if not live:
+            return out
         detections = models.detector.detect(
             [images[i] for i in live], [work[i]["entity"] for i in live]
         )
@@ -125,12 +133,16 @@ class InpaintBuilder:
             else:
                 work[i]["box"] = det.box
         live = list(work)
+        if not live:
+            return out
         masks = models.segmenter.segment([images[i] for i in live], [work[i]["box"] for i in live])
         size = s["size"]
         for i, raw in zip(live, masks, strict=True):
-            image, mask = images[i], clean_mask(raw)
+            image, mask = images[i], clean_mask(raw, work[i]["box"])
             crop = square_crop_box(work[i]["box"], image.width, image.height, s["crop_scale"])
             gt = items[i].masks.get(work[i]["entity"])
+            if gt is not None and gt.shape != mask.shape:
+                gt = None  # e.g. an EXIF-rotated COCO file: its annotations no longer align
             mask_image = PILImage.fromarray(mask.astype(np.uint8) * 255, "L")
             mask_out = mask_image.crop(crop).resize((size, size), PILImage.Resampling.NEAREST)
             fraction = float(np.asarray(mask_out).mean() / 255)

@@ -38,7 +38,8 @@ def prepare_models(
     if profile == "tiny":
         folder = ensure_tiny_models(tiny_dir or default_tiny_dir(), roles)
         records = [
-            {"role": r, "id": f"ldmdata-tiny/{r}", "revision": f"sha256:{tiny_fingerprint(folder, r)}"}
+            {"role": r, "id": f"ldmdata-tiny/{r}",
+             "revision": f"sha256:{tiny_fingerprint(folder, r)}"}
             for r in roles
         ]
     else:
@@ -65,6 +66,7 @@ def build_dataset(
     Everything the user chose is checked before ``out_dir`` is touched. Returns the manifest;
     its ``exhausted`` key is true when a finite source ran out before ``n`` rows.
     """
+    out_dir, tiny_dir = Path(out_dir), (Path(tiny_dir) if tiny_dir else None)
     settings = build_settings(task, settings)
     src = open_source(source, seed=settings["seed"])
     roles = roles_needed(task, settings)
@@ -88,7 +90,8 @@ def build_dataset(
             cursor, exhausted = _fill(writer, src, builder, pool, settings, on_progress)
         if writer.n_written == 0:
             raise LdmdataError(
-                f"no usable inputs in {source}: {writer.n_rejected} rejected, 0 accepted"
+                f"no usable inputs in {source}: {writer.n_rejected} rejected "
+                f"({_top_reasons(writer)}), 0 accepted"
             )
         return writer.finish(cursor, {
             "task": task,
@@ -107,6 +110,14 @@ def _decode(item, settings: dict):
         return load_rgb(item, max_pixels=settings["max_pixels"], min_side=settings["min_side"])
     except InputRejected as rejected:
         return rejected
+
+
+def _top_reasons(writer) -> str:
+    counts: dict[str, int] = {}
+    for reason in writer.reject_reasons():
+        counts[reason] = counts.get(reason, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    return "; ".join(f"{reason} x{count}" for reason, count in top)
 
 
 def _encode(row: dict, columns: tuple[str, ...]) -> dict:
@@ -140,6 +151,11 @@ def _fill(writer, src, builder, pool, settings, on_progress) -> tuple[int, bool]
             cursor = item.index + 1
             if isinstance(result, InputRejected):
                 writer.reject(item.index, item.source_id, result.reason)
+                if writer.n_rejected >= settings["max_rejects"]:
+                    raise LdmdataError(
+                        f"{writer.n_rejected} inputs rejected (max_rejects) with "
+                        f"{writer.n_written} accepted: {_top_reasons(writer)}"
+                    )
                 continue
             closed = writer.add({"id": f"{task}-{writer.n_written:06d}", **result}, cursor)
             if on_progress:

@@ -22,6 +22,7 @@ COMMON = {
     "prompt_writer": "template",  # template | llm
     "num_candidates": 15,  # candidate edit prompts per image (k)
     "num_prompts": 5,  # kept by CLIP score (m)
+    "max_rejects": 10000,  # stop (resumably) when this many inputs were rejected
 }
 
 TASK_DEFAULTS = {
@@ -56,7 +57,7 @@ def build_settings(task: str, given: dict) -> dict:
         if key in settings and settings[key] not in allowed:
             raise LdmdataError(f"{key} must be one of {', '.join(allowed)}; got {settings[key]!r}")
     for key in ("n", "size", "shard_size", "batch_size", "workers", "num_candidates",
-                "num_prompts", "num_captions", "min_side", "max_pixels"):
+                "num_prompts", "num_captions", "min_side", "max_pixels", "max_rejects"):
         value = settings[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise LdmdataError(f"{key} must be a positive integer; got {value!r}")

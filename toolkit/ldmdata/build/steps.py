@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -115,7 +114,8 @@ def choose_captions(
         for i in missing:
             result[i] = InputRejected("no source caption")
     elif missing:
-        for i, caption in zip(missing, models.captioner.caption([images[i] for i in missing])):
+        captions = models.captioner.caption([images[i] for i in missing])
+        for i, caption in zip(missing, captions, strict=True):
             result[i] = [caption] if caption.strip() else InputRejected("empty model caption")
     return result
 
@@ -126,6 +126,8 @@ def choose_prompts(
 ) -> list[tuple[list[str], list[float]] | InputRejected]:
     """``num_candidates`` edit prompts written from each image's captions, the best
     ``num_prompts`` kept by CLIP score against the image (highest first)."""
+    if not images:
+        return []
     k, m = settings["num_candidates"], settings["num_prompts"]
     flat_captions, flat_seeds, owner = [], [], []
     for i, (caps, seed) in enumerate(zip(captions, seeds, strict=True)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ldmdata.cli import build, models
+from ldmdata.cli.publish import publish_command
 from ldmdata.cli.verify import verify_command
 
 app = typer.Typer(
@@ -14,9 +15,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def quiet_libraries() -> None:
+    """Our own progress bars replace the per-file ones of transformers and huggingface_hub."""
+    import huggingface_hub.utils
+    import transformers.utils.logging
+
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
 app.add_typer(build.app, name="build")
 app.add_typer(models.app, name="models")
 app.command("verify")(verify_command)
+app.command("publish")(publish_command)
 
 
 def main() -> None:

@@ -24,7 +24,9 @@ Out = Annotated[
 ]
 SourceOpt = Annotated[
     str | None,
-    typer.Option(help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT]"),
+    typer.Option(
+        help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT]"
+    ),
 ]
 Seed = Annotated[int | None, typer.Option(help="Seed of every random choice.")]
 ProfileOpt = Annotated[

@@ -57,13 +57,13 @@ def publish_command(
         console.print(
             f"dry run: wrote {len(result.files)} files for {result.repo_id}@{result.revision} "
             f"to {dry_run} (nothing uploaded)",
-            markup=False,
+            markup=False, soft_wrap=True,
         )
         for name in result.files:
-            console.print(f"  {name}", markup=False)
+            console.print(f"  {name}", markup=False, soft_wrap=True)
     else:
         console.print(
             f"published {len(result.files)} files to {result.repo_id}@{result.revision}: "
             f"{result.commit_url}",
-            markup=False,
+            markup=False, soft_wrap=True,
         )

@@ -23,4 +23,6 @@ def verify_command(
             err_console.print(f"  also: {more}", markup=False)
         raise typer.Exit(1)
     manifest = read_manifest(folder)
-    console.print(f"{folder}: intact ({manifest['n']} rows, content_hash {manifest['content_hash']})")
+    console.print(
+        f"{folder}: intact ({manifest['n']} rows, content_hash {manifest['content_hash']})"
+    )

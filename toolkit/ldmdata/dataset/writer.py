@@ -196,6 +196,12 @@ class ShardedWriter:
     def n_rejected(self) -> int:
         return sum(len(s["rejects"]) for s in self._shards) + len(self._pending_rejects)
 
+    def reject_reasons(self) -> list[str]:
+        """The reasons of every reject so far, committed and pending."""
+        return [r["reason"] for s in self._shards for r in s["rejects"]] + [
+            r["reason"] for r in self._pending_rejects
+        ]
+
     def add(self, row: dict, cursor: int) -> bool:
         """Append one row; ``cursor`` is the input position just after it. True = shard closed."""
         if self.complete_manifest is not None:
@@ -203,7 +209,8 @@ class ShardedWriter:
         row = {k: (_image_cell(v) if k in self.image_columns else v) for k, v in row.items()}
         if set(row) != set(self.schema.names):
             missing, extra = set(self.schema.names) - set(row), set(row) - set(self.schema.names)
-            raise ValueError(f"row columns differ from the schema: missing {missing}, extra {extra}")
+            raise ValueError(f"row columns differ from the schema: missing {missing}, "
+                             f"extra {extra}")
         self._batch.append(row)
         self._pending_rows += 1
         if len(self._batch) >= ROW_GROUP_SIZE:
@@ -273,7 +280,9 @@ class ShardedWriter:
             "n": len(digests),
             "split": SPLIT,
             "features": self.features.to_dict(),
-            "shards": [{"file": s["file"], "n": s["n"], "sha256": s["sha256"]} for s in self._shards],
+            "shards": [
+                {"file": s["file"], "n": s["n"], "sha256": s["sha256"]} for s in self._shards
+            ],
             "content_hash": content_hash(digests),
             "rejects": {"count": len(rejects), "by_reason": dict(sorted(reasons.items()))},
             "config": self.config,

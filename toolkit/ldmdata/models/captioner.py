@@ -30,8 +30,11 @@ class Captioner:
         """One stripped caption per image."""
         if not images:
             return []
-        # BLIP resizes to a fixed square; doing it here with PIL makes the processor's resize a no-op.
-        small = [image.convert("RGB").resize(self.size, self.resample, reducing_gap=2.0) for image in images]
+        # BLIP resizes to a fixed square; doing it here (PIL, fast) leaves the processor a no-op.
+        small = [
+            image.convert("RGB").resize(self.size, self.resample, reducing_gap=2.0)
+            for image in images
+        ]
         pixel_values = self.processor(images=small, return_tensors="pt")["pixel_values"]
         tokens = self.model.generate(
             pixel_values=pixel_values.to(self.device),

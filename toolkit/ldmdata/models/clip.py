@@ -51,7 +51,7 @@ class ClipScorer:
         text_emb = self.model.get_text_features(**tokens).pooler_output
         image_emb = torch.nn.functional.normalize(image_emb.float(), dim=-1)
         text_emb = torch.nn.functional.normalize(text_emb.float(), dim=-1)
-        owner = torch.tensor([i for i, group in enumerate(texts) for _ in group], device=self.device)
+        owner = [i for i, group in enumerate(texts) for _ in group]
         cosine = (image_emb[owner] * text_emb).sum(dim=-1)
         scores = (100.0 * cosine).clamp(min=0.0).tolist()
         out, start = [], 0

@@ -38,7 +38,9 @@ class Detector:
         self.resample = Image.Resampling(int(image_processor.resample))
 
     @torch.inference_mode()
-    def detect(self, images: Sequence[Image.Image], queries: Sequence[str]) -> list[Detection | None]:
+    def detect(
+        self, images: Sequence[Image.Image], queries: Sequence[str]
+    ) -> list[Detection | None]:
         """The highest-scoring non-degenerate box above the threshold per image, else None."""
         if len(images) != len(queries):
             raise ValueError(f"got {len(images)} images but {len(queries)} queries")
@@ -61,7 +63,7 @@ class Detector:
         results = self.processor.post_process_grounded_object_detection(
             outputs, threshold=self.threshold, target_sizes=[(self.side, self.side)] * len(small)
         )
-        return [self._best(result, scale) for result, scale in zip(results, scales)]
+        return [self._best(result, scale) for result, scale in zip(results, scales, strict=True)]
 
     @staticmethod
     def _best(result: dict, scale: tuple[float, float, int, int]) -> Detection | None:

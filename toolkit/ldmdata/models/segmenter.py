@@ -58,7 +58,7 @@ class SamSegmenter:
         if not images:
             return []
         small, small_boxes, shapes = [], [], []
-        for image, box in zip(images, boxes):
+        for image, box in zip(images, boxes, strict=True):
             width, height = image.size
             h, w = _longest_side_shape(height, width, self.longest)
             # Resize here (cheap, PIL) so the processor's own resize is a no-op at the same size.
@@ -98,7 +98,7 @@ def _official():
 
 
 def build_official_sam(config: dict[str, Any]) -> torch.nn.Module:
-    """An official ``Sam`` with the dimensions in ``config`` (see tiny.vision.OFFICIAL_TINY_CONFIG)."""
+    """An official ``Sam`` with the dims in ``config`` (see tiny.vision.OFFICIAL_TINY_CONFIG)."""
     _, modeling = _official()
     img_size, patch = int(config["img_size"]), int(config["patch_size"])
     embed = int(config["prompt_embed_dim"])
@@ -198,10 +198,12 @@ class OfficialSamSegmenter:
         if not images:
             return []
         batch = []
-        for image, box in zip(images, boxes):
-            array = np.asarray(image.convert("RGB"))
-            size = array.shape[:2]
-            resized = torch.as_tensor(self.transform.apply_image(array), device=self.device)
+        for image, box in zip(images, boxes, strict=True):
+            size = (image.height, image.width)
+            h, w = self.transform.get_preprocess_shape(*size, self.transform.target_length)
+            # ResizeLongestSide.apply_image's bilinear resize, done by PIL with a fast reduce step.
+            small = image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            resized = torch.from_numpy(np.array(small)).to(self.device)
             box_t = torch.tensor([box], dtype=torch.float32, device=self.device)
             batch.append(
                 {
@@ -233,4 +235,5 @@ def load_segmenter(
         return SamSegmenter(ref, device=device)
     if backend == "segment-anything":
         return OfficialSamSegmenter(ref, device=device)
-    raise LdmdataError(f"unknown segmenter backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    choices = ", ".join(BACKENDS)
+    raise LdmdataError(f"unknown segmenter backend {backend!r}; choose one of: {choices}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import datasets
 from datasets.info import DatasetInfo, DatasetInfosDict
@@ -12,6 +12,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 DEFAULT_LICENSE = "cc-by-4.0"
+TINY_PREFIX = "ldmdata-tiny/"  # model ids the build records for the offline tiny set
 
 TASK_CATEGORIES = {
     "inpaint": ["image-to-image", "image-segmentation"],
@@ -21,7 +22,7 @@ TASK_CATEGORIES = {
 KIND_TAGS = {"inpaint": "inpainting", "img2img": "image-variation", "sr": "super-resolution"}
 KIND_TEXT = {
     "inpaint": "image + mask + edit prompts, for text-guided inpainting",
-    "img2img": "image + edit prompts, for prompt-guided image-to-image editing (image variation)",
+    "img2img": "image + edit prompts, for prompt-guided image-to-image editing",
     "sr": "high-resolution image + degraded low-resolution input, for diffusion super-resolution",
 }
 
@@ -43,18 +44,19 @@ Benchmark dataset of kind **{{ kind }}** ({{ kind_text }}), for measuring how ro
 latent-diffusion image editing is against adversarial perturbations.
 Built with ldmdata {{ ldmdata_version }}.
 {% if local_models %}
-> **Note:** built with local model weights ({{ local_models }}), e.g. ldmdata's random-init
-> `tiny` set used for offline tests. Captions, prompts and masks of such a build are not
-> meaningful; rebuild with the real model ids to get a usable benchmark.
-{% endif %}
+> **Note:** built with models that are not on the Hub ({{ local_models }}): ldmdata's
+> random-init `tiny` set for offline tests, or local weights. With the tiny set, captions,
+> prompts and masks are noise; rebuild with the real model ids to get a usable benchmark.
+{% endif %}{% if preview_file %}
 ![preview: {{ preview_columns }}]({{ preview_file }})
 
 *Preview: the first {{ preview_rows }} samples, columns {{ preview_columns }}.*
-
+{% endif %}
 ## Contents
 
 - **{{ n }}** samples, one split (`{{ split }}`), {{ n_shards }} parquet shard(s) under `data/`.
-- Requested: {{ n_requested }}; rejected inputs: {{ rejects_count }}.
+- Requested: {{ n_requested }}{% if exhausted %} (the source ran out first){% endif %};
+  rejected inputs: {{ rejects_count }}.
 
 | column | type |
 |---|---|
@@ -125,8 +127,9 @@ def _dtype_text(feature) -> str:
     return type(feature).__name__
 
 
-def _is_local(model_id: str) -> bool:
-    return PurePosixPath(model_id).is_absolute() or Path(model_id).is_absolute()
+def _off_hub(model_id: str) -> bool:
+    """True for ldmdata's tiny set and local folders: weights nobody can fetch from the Hub."""
+    return model_id.startswith(TINY_PREFIX) or Path(model_id).is_absolute()
 
 
 def card_data(
@@ -165,7 +168,7 @@ def build_card(
     *,
     repo_id: str,
     dvc_hash: str,
-    preview_file: str,
+    preview_file: str | None,
     preview_columns: list[str],
     preview_rows: int,
     num_bytes: int,
@@ -182,7 +185,7 @@ def build_card(
     kind = manifest["kind"]
     pretty_name = pretty_name or f"ldmdata {kind} robustness benchmark ({manifest['n']} samples)"
     models = manifest.get("models") or []
-    local = sorted({m["role"] for m in models if _is_local(str(m.get("id", "")))})
+    local = sorted({m["role"] for m in models if _off_hub(str(m.get("id", "")))})
     image_columns = [k for k, v in features.items() if isinstance(v, datasets.Image)]
     first_image = (
         f'ds[0]["{image_columns[0]}"]  # a PIL image' if image_columns else "ds[0]"
@@ -210,6 +213,7 @@ def build_card(
         split=manifest["split"],
         n_shards=len(manifest["shards"]),
         n_requested=manifest.get("n_requested", manifest["n"]),
+        exhausted=manifest.get("exhausted", False),
         rejects_count=manifest["rejects"]["count"],
         rejects=sorted(manifest["rejects"]["by_reason"].items()),
         columns=[(name, _dtype_text(f)) for name, f in features.items()],

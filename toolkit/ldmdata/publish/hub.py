@@ -4,7 +4,7 @@ The staged folder is what the Hub repo will hold::
 
     data/train-00000.parquet ...   the dataset's shards, byte for byte
     manifest.json                  the dataset's manifest, byte for byte
-    preview.png                    a small grid of the first samples
+    preview.png                    a small grid of the first samples (if it has image columns)
     README.md                      the dataset card (YAML metadata + provenance)
 
 The token is read from huggingface_hub's usual places (``HF_TOKEN``, the stored login) and only
@@ -118,8 +118,21 @@ def stage(
     """
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     manifest = manifest or _checked_manifest(dataset_dir)
+    if out_dir.resolve().is_relative_to(dataset_dir.resolve()):
+        raise LdmdataError(f"{out_dir} is inside the dataset folder; stage the files elsewhere")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise LdmdataError(f"{out_dir} must be a new or empty folder for the staged files")
+    created = not out_dir.exists()
+    try:
+        return _write_staged(dataset_dir, out_dir, manifest, repo_id=repo_id, license=license,
+                             pretty_name=pretty_name, revision=revision)
+    except BaseException:
+        if created:  # never leave half a dry run behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _write_staged(dataset_dir: Path, out_dir: Path, manifest: dict, **card_options) -> list[str]:
     (out_dir / "data").mkdir(parents=True, exist_ok=True)
     files = []
     for shard in manifest["shards"]:
@@ -127,23 +140,21 @@ def stage(
         files.append(shard["file"])
     shutil.copyfile(dataset_dir / "manifest.json", out_dir / "manifest.json")
     rows, columns = make_preview(dataset_dir, out_dir / PREVIEW_FILE)
+    preview = [PREVIEW_FILE] if rows else []
     features, num_bytes = _schema_and_size([out_dir / f for f in files], manifest)
     card = build_card(
         manifest,
         features,
-        repo_id=repo_id,
         dvc_hash=dvc_hash(dataset_dir),
-        preview_file=PREVIEW_FILE,
+        preview_file=PREVIEW_FILE if rows else None,
         preview_columns=columns,
         preview_rows=rows,
         num_bytes=num_bytes,
         download_size=sum((out_dir / f).stat().st_size for f in files),
-        license=license,
-        pretty_name=pretty_name,
-        revision=revision,
+        **card_options,
     )
     card.save(out_dir / "README.md")
-    return sorted([*files, "manifest.json", PREVIEW_FILE, "README.md"])
+    return sorted([*files, "manifest.json", *preview, "README.md"])
 
 
 def _refuse_secret(staged: Path, files: list[str], token: str) -> None:

@@ -1,4 +1,7 @@
-"""A small preview grid of a dataset: one row per sample, its image columns side by side."""
+"""A small preview grid of a dataset: one row per sample, its image columns side by side.
+
+A dataset with a single image column shows its samples in one row instead.
+"""
 
 from __future__ import annotations
 
@@ -36,16 +39,20 @@ def _fit(image: Image.Image, cell: int) -> Image.Image:
 def make_preview(
     folder: Path, out_path: Path, rows: int = 4, cell: int = 160
 ) -> tuple[int, list[str]]:
-    """Write a PNG grid of the first ``rows`` samples; returns (rows drawn, image columns)."""
+    """Write a PNG grid of the first ``rows`` samples; returns (rows drawn, image columns).
+
+    A dataset without image columns gets no preview: (0, []) and nothing written.
+    """
     columns = image_columns(read_manifest(folder))
     if not columns:
-        raise ValueError("the dataset has no image columns to preview")
+        return 0, []
     samples = list(islice(iter_rows(folder, columns=columns), rows))
-    width = len(columns) * cell + (len(columns) + 1) * GAP
-    height = max(1, len(samples)) * cell + (max(1, len(samples)) + 1) * GAP
-    grid = Image.new("RGB", (width, height), BACKGROUND)
+    across = len(columns) == 1  # one image per sample: lay the samples out in a row
+    n_cols, n_rows = (len(samples), 1) if across else (len(columns), len(samples))
+    grid = Image.new("RGB", (n_cols * (cell + GAP) + GAP, n_rows * (cell + GAP) + GAP), BACKGROUND)
     for r, sample in enumerate(samples):
         for c, name in enumerate(columns):
-            grid.paste(_fit(sample[name], cell), (GAP + c * (cell + GAP), GAP + r * (cell + GAP)))
+            x, y = (r, 0) if across else (c, r)
+            grid.paste(_fit(sample[name], cell), (GAP + x * (cell + GAP), GAP + y * (cell + GAP)))
     grid.save(out_path, format="PNG", optimize=True)
     return len(samples), columns

@@ -32,11 +32,12 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "gray": (128, 128, 128),
 }
 BACKGROUNDS = ("plain", "gradient", "striped", "checkered", "mottled")
-# Area of each shape as a multiple of r**2, where r is half the side of its bounding square.
+# Area of each shape as a multiple of r**2: r is the radius (of the circumscribed circle for
+# polygons, the outer one for ring and star), except for the square, where it is half the side.
 SHAPE_AREA = {
     "circle": math.pi,
     "square": 4.0,
-    "triangle": 2.0,
+    "triangle": 3 * math.sqrt(3) / 4,
     "diamond": 2.0,
     "hexagon": 3 * math.sqrt(3) / 2,
     "star": 5 * 0.45 * math.sin(math.pi / 5),

@@ -246,7 +246,8 @@ def build_sd_upscale(out: Path) -> None:
         vae=tiny_vae(levels=3, scaling_factor=0.08333),
         unet=unet,
         low_res_scheduler=DDPMScheduler(
-            num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="scaled_linear"
+            num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02,
+            beta_schedule="scaled_linear",
         ),
         scheduler=DDIMScheduler(
             num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02,

@@ -1,7 +1,7 @@
 """Tiny random-init vision/text roles: captioner, detector, segmenters, CLIP, LLM.
 
 Each builder creates the real architecture class from a small config (the caller seeds torch),
-trains or writes its tokenizer locally from a built-in corpus of caption words (no download),
+learns its tokenizer's vocabulary from a built-in corpus of caption words (no download),
 and saves with ``save_pretrained(..., safe_serialization=True)`` so that ``from_pretrained``
 reads it offline. The outputs of these models are noise; they exist to run code paths.
 """
@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 from tokenizers import pre_tokenizers
 from transformers import (
@@ -98,7 +99,7 @@ def _learn_merges(suffix: str, pre_tokenizer, normalizer, n_merges: int) -> list
     while len(merges) < n_merges:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, count in counts.items():
-            for pair in zip(word, word[1:]):
+            for pair in zip(word, word[1:], strict=False):
                 pairs[pair] += count
         if not pairs:
             break
@@ -133,24 +134,22 @@ def _bpe_vocab(merges: list[tuple[str, str]], suffix: str, specials: list[str]) 
 
 
 def tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
-    """A CLIPTokenizer with a small BPE vocabulary trained on caption words."""
+    """A CLIPTokenizer with a small BPE vocabulary learned from caption words."""
     template = CLIPTokenizer().backend_tokenizer
     merges = _learn_merges("</w>", template.pre_tokenizer, template.normalizer, 400)
     vocab = _bpe_vocab(merges, "</w>", ["<|startoftext|>", "<|endoftext|>"])
-    return CLIPTokenizer(
-        vocab=vocab, merges=merges, model_max_length=model_max_length
-    )
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
 
 
 def tiny_gpt2_tokenizer() -> GPT2Tokenizer:
-    """A GPT2Tokenizer with a small byte-level BPE vocabulary trained on caption words."""
+    """A GPT2Tokenizer with a small byte-level BPE vocabulary learned from caption words."""
     merges = _learn_merges("", pre_tokenizers.ByteLevel(add_prefix_space=False), None, 400)
     vocab = _bpe_vocab(merges, "", ["<|endoftext|>"])
     return GPT2Tokenizer(
         vocab=vocab,
         merges=merges,
         pad_token="<|endoftext|>",
-        model_max_length=128,
+        model_max_length=256,
     )
 
 
@@ -222,7 +221,11 @@ def build_detector(out: Path) -> None:
         "image_size": 64,
         "patch_size": 8,
     }
-    config = Owlv2Config(text_config=text, vision_config=vision, projection_dim=32)
+    # The top-level config has no initializer_range, so the heads would be drawn with std 1.0
+    # and saturate the box sigmoid; 0.02 (the library default) keeps the boxes sensible.
+    config = Owlv2Config(
+        text_config=text, vision_config=vision, projection_dim=32, initializer_range=0.02
+    )
     model = Owlv2ForObjectDetection(config).eval()
     model.save_pretrained(out, safe_serialization=True)
     image_processor = Owlv2ImageProcessor(size={"height": 64, "width": 64})
@@ -320,19 +323,31 @@ def build_clip(out: Path) -> None:
     }
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)
     model = CLIPModel(config).eval()
-    model.save_pretrained(out, safe_serialization=True)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     )
+    # A random CLIP's image and text embeddings each cluster around one direction, so nearly every
+    # image-text cosine has the same sign. Orient the text projection so that sign is positive:
+    # otherwise every tiny CLIP score is clamped to 0 and prompt rankings are all ties.
+    with torch.no_grad():
+        probe = torch.linspace(-1.0, 1.0, 3 * 32 * 32).reshape(1, 3, 32, 32)
+        image = model.get_image_features(pixel_values=probe).pooler_output
+        tokens = tokenizer(list(_SENTENCES), padding=True, return_tensors="pt")
+        text = model.get_text_features(**tokens).pooler_output
+        cosine = torch.nn.functional.cosine_similarity(image, text).mean()
+        if cosine < 0:
+            model.text_projection.weight.neg_()
+    model.save_pretrained(out, safe_serialization=True)
     CLIPProcessor(image_processor, tokenizer).save_pretrained(out)
 
 
 def build_llm(out: Path) -> None:
-    """A tiny GPT-2 causal LM for the ``llm`` prompt writer, 128 positions."""
+    """A tiny GPT-2 causal LM for the ``llm`` prompt writer; 256 positions hold the instruction
+    and two copies of a ~30-word caption."""
     tokenizer = tiny_gpt2_tokenizer()
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=128,
+        n_positions=256,
         n_embd=32,
         n_layer=2,
         n_head=2,

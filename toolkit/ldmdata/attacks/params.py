@@ -1,0 +1,147 @@
+"""Attack parameters, the ``paper`` and ``photoguard`` presets, and their validation.
+
+Pixels are in [0, 1] throughout (PhotoGuard's published numbers are in [-1, 1] and are halved
+here). ``paper`` is the study's setting (seed-paper.md); ``photoguard`` is PhotoGuard's
+published defaults (its notebooks and official demo, MadryLab/photoguard).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from ldmdata.errors import LdmdataError
+
+METHODS = ("bim", "photoguard-encoder", "photoguard-diffusion")
+PRESETS = ("paper", "photoguard")
+NORMS = ("linf", "l2")
+STARTS = ("gaussian", "uniform", "clean")
+TARGET_IMAGES = ("zeros", "gray")
+
+
+@dataclass(frozen=True)
+class AttackParams:
+    """Everything that decides an attack's result (all of it goes into the manifest).
+
+    ``target`` is the hooked module for ``bim``; ``target_image`` what PhotoGuard pulls the
+    image toward (``zeros``: the zero latent / the all-gray image, ``gray``: a mid-gray image,
+    or an image file). ``start``: ``gaussian`` (clean + N(0, start_std), the study), ``uniform``
+    (clean + U(-eps, eps), PhotoGuard's encoder attack) or ``clean``. ``step_decay`` shrinks the
+    step linearly to step/100 over the run (PhotoGuard). ``grad_reps`` averages gradients over
+    that many noise draws (PhotoGuard's diffusion attack). ``mask_aware`` perturbs only the
+    region an inpainting model keeps.
+    """
+
+    method: str
+    target: str | None
+    eps: float
+    iterations: int
+    step_size: float
+    norm: str = "linf"
+    start: str = "gaussian"
+    start_std: float = 0.1
+    step_decay: bool = False
+    grad_reps: int = 1
+    mask_aware: bool = False
+    target_image: str = "zeros"
+    num_inference_steps: int = 15
+    strength: float = 0.7
+    guidance_scale: float = 7.5
+    eta: float = 0.0
+    seed: int = 9209
+
+    @property
+    def maximize(self) -> bool:
+        """BIM pushes features away (maximise); PhotoGuard pulls toward a target (minimise)."""
+        return self.method == "bim"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+OVERRIDABLE = tuple(f.name for f in fields(AttackParams) if f.name not in ("method", "target"))
+
+
+def _paper(method: str, task: str) -> dict:
+    # The study's inpainting attack passed no strength (its diffusers had none): all 15 steps.
+    return dict(
+        eps=0.1, iterations=15, step_size=0.01, norm="linf", start="gaussian", start_std=0.1,
+        step_decay=False, grad_reps=1, mask_aware=False,
+        target_image="zeros",
+        num_inference_steps=15, strength=1.0 if task == "inpaint" else 0.7,
+        guidance_scale=7.5, eta=0.0, seed=9209,
+    )
+
+
+def _photoguard(method: str, task: str) -> dict:
+    if method == "bim":
+        raise LdmdataError("preset photoguard is for the photoguard-* methods; use --preset paper")
+    base = _paper(method, task)
+    if method == "photoguard-encoder" and task == "img2img":
+        # demo_simple_attack_img2img: eps 0.06, step 0.02, 1000 iterations, ||E(x)|| -> 0.
+        return {**base, "eps": 0.03, "step_size": 0.01, "iterations": 1000, "start": "uniform",
+                "step_decay": True, "target_image": "zeros"}
+    if method == "photoguard-encoder":
+        # official demo (inpainting): eps 0.12, step 0.01, 200 iterations, toward a gray image.
+        return {**base, "eps": 0.06, "step_size": 0.005, "iterations": 200, "start": "uniform",
+                "step_decay": True, "target_image": "gray", "mask_aware": True}
+    # demo_complex_attack_inpainting: L2 eps 16, step 1, 200 iterations, 10 gradient repeats,
+    # 4 denoising steps, guidance 7.5, eta 1, toward the zero tensor (a gray image).
+    return {**base, "norm": "l2", "eps": 8.0, "step_size": 0.5, "iterations": 200,
+            "start": "clean", "grad_reps": 10, "num_inference_steps": 4, "eta": 1.0,
+            "target_image": "zeros", "mask_aware": task == "inpaint"}
+
+
+def resolve_params(
+    method: str, task: str, target: str | None = None, preset: str | None = None,
+    overrides: dict | None = None,
+) -> AttackParams:
+    """The preset for ``method`` (``paper`` for bim, ``photoguard`` otherwise) plus overrides.
+
+    ``overrides`` maps :data:`OVERRIDABLE` names to values; None values are ignored.
+    """
+    if method not in METHODS:
+        raise LdmdataError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    preset = preset or ("paper" if method == "bim" else "photoguard")
+    if preset not in PRESETS:
+        raise LdmdataError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(OVERRIDABLE))
+    if unknown:
+        raise LdmdataError(f"unknown attack param(s) {', '.join(unknown)}")
+    if method == "bim" and not target:
+        raise LdmdataError("--method bim needs --target (see ldmdata attack --list-targets)")
+    if method != "bim" and target:
+        raise LdmdataError(
+            f"--target names a module for --method bim; {method} aims at --target-image"
+        )
+    values = (_paper if preset == "paper" else _photoguard)(method, task)
+    params = replace(AttackParams(method=method, target=target, **values), **given)
+    validate(params)
+    return params
+
+
+def validate(p: AttackParams) -> None:
+    """One clear line for the first bad value."""
+    checks = [
+        (p.eps > 0, f"eps must be > 0, got {p.eps}"),
+        (p.norm != "linf" or p.eps <= 1, f"an L-inf eps above 1 means no bound, got {p.eps}"),
+        (p.iterations >= 1, f"iterations (--steps) must be >= 1, got {p.iterations}"),
+        (p.step_size > 0, f"step size must be > 0, got {p.step_size}"),
+        (p.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {p.norm!r}"),
+        (p.start in STARTS, f"start must be one of {', '.join(STARTS)}, got {p.start!r}"),
+        (p.start_std >= 0, f"start_std must be >= 0, got {p.start_std}"),
+        (p.grad_reps >= 1, f"grad_reps must be >= 1, got {p.grad_reps}"),
+        (p.num_inference_steps >= 1,
+         f"num_inference_steps must be >= 1, got {p.num_inference_steps}"),
+        (0 < p.strength <= 1, f"strength must be in (0, 1], got {p.strength}"),
+        (p.guidance_scale >= 0, f"guidance_scale must be >= 0, got {p.guidance_scale}"),
+        (p.eta >= 0, f"eta must be >= 0, got {p.eta}"),
+        (p.seed >= 0, f"seed must be >= 0, got {p.seed}"),
+        (p.target_image in TARGET_IMAGES or Path(p.target_image).is_file(),
+         f"target_image must be {' or '.join(TARGET_IMAGES)} or an image file, "
+         f"got {p.target_image!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise LdmdataError(message)

@@ -1,0 +1,374 @@
+"""Attack every (image, prompt) pair of a built dataset and write the adversarial dataset.
+
+Pairs are taken in dataset order (each image's prompts in turn) and attacked in batches that
+never straddle a shard, so an interrupted run resumes at the last committed shard and sees
+exactly the batches an uninterrupted run sees: same seed, same ``content_hash``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import diffusers
+import numpy as np
+import torch
+from PIL import Image
+
+from ldmdata.attacks.forward import EditBatch, EditForward, EditSettings, plan_stop
+from ldmdata.attacks.methods import (
+    DiffusionAttack,
+    EncoderAttack,
+    FeatureDistortion,
+    Objective,
+    attack_loop,
+    derive_seed,
+    quantize,
+)
+from ldmdata.attacks.params import AttackParams
+from ldmdata.attacks.targets import resolve_target
+from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
+from ldmdata.errors import LdmdataError
+from ldmdata.images import encode_png
+from ldmdata.models.editors import describe_model, load_pipeline, pick_device, pick_dtype
+from ldmdata.models.refs import ModelRef
+from ldmdata.provenance import code_version, dvc_hash
+
+KIND = "attack"
+TASKS = ("img2img", "inpaint")
+TIMINGS = "timings.jsonl"
+
+FEATURES = datasets.Features({
+    "id": datasets.Value("string"),
+    "sample_id": datasets.Value("string"),
+    "source_id": datasets.Value("string"),
+    "prompt_index": datasets.Value("int32"),
+    "prompt": datasets.Value("string"),
+    "image": datasets.Image(),
+    "linf": datasets.Value("float64"),
+    "l2": datasets.Value("float64"),
+    "loss": datasets.Value("float64"),
+    "loss_first": datasets.Value("float64"),
+    "loss_trace": datasets.Sequence(datasets.Value("float64")),
+    "iterations": datasets.Value("int32"),
+})
+
+
+@dataclass
+class RunOptions:
+    """How to run (not what to compute, except batch_size and dtype, which change the floats)."""
+
+    prompts: str | list[int] = "all"
+    limit: int | None = None
+    batch_size: int = 5
+    device: str = "auto"
+    dtype: str = "float32"
+    gradient_checkpointing: bool = False
+    shard_size: int = 1000
+    overwrite: bool = False
+    extra_config: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.batch_size < 1:
+            raise LdmdataError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise LdmdataError(f"limit must be >= 1, got {self.limit}")
+        if self.prompts != "all" and (
+            not isinstance(self.prompts, list) or not self.prompts
+            or any(not isinstance(k, int) or k < 0 for k in self.prompts)
+        ):
+            raise LdmdataError(
+                f"prompts must be 'all' or a list of indices >= 0, got {self.prompts!r}"
+            )
+
+
+def parse_prompts(text: str) -> str | list[int]:
+    """``all`` or comma-separated prompt indices (``0,2``)."""
+    if text.strip() == "all":
+        return "all"
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise LdmdataError(f"--prompts takes 'all' or indices like 0,2; got {text!r}") from None
+
+
+def check_dataset(folder: Path) -> dict:
+    """The input manifest; LdmdataError unless it is a finished img2img/inpaint dataset."""
+    manifest = read_manifest(folder)
+    kind = manifest.get("kind")
+    if kind not in TASKS:
+        raise LdmdataError(
+            f"{folder} is a {kind!r} dataset; attacks need an img2img or inpaint dataset"
+        )
+    return manifest
+
+
+def list_pairs(folder: Path, options: RunOptions) -> list[tuple[int, int]]:
+    """``(row, prompt index)`` for every pair to attack, in dataset order."""
+    pairs = []
+    for row_index, row in enumerate(iter_rows(folder, columns=["id", "prompts"],
+                                              decode_images=False)):
+        if options.limit is not None and row_index >= options.limit:
+            break
+        n = len(row["prompts"])
+        wanted = range(n) if options.prompts == "all" else options.prompts
+        for k in wanted:
+            if k >= n:
+                raise LdmdataError(f"sample {row['id']} has {n} prompts; no prompt index {k}")
+            pairs.append((row_index, k))
+    return pairs
+
+
+class RowStream:
+    """Rows by index from a forward-only stream (re-opened if asked to go back)."""
+
+    def __init__(self, folder: Path, columns: list[str]):
+        self.folder, self.columns = folder, columns
+        self._open()
+
+    def _open(self) -> None:
+        self._rows: Iterator[dict] = iter_rows(self.folder, columns=self.columns)
+        self._index, self._row = -1, None
+
+    def get(self, index: int) -> dict:
+        if index < self._index:
+            self._open()
+        while self._index < index:
+            self._row = next(self._rows)
+            self._index += 1
+        return self._row
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """``3 x H x W`` float in [0, 1] from an 8-bit RGB image (exactly k/255)."""
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+
+
+def _batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int, int]]:
+    """``(begin, end)`` batches from ``start``: same image size, never across a shard end."""
+    pos = start
+    while pos < len(pairs):
+        end = min(pos + batch_size, len(pairs), (pos // shard_size + 1) * shard_size)
+        size = size_of(pairs[pos][0])
+        stop = pos + 1
+        while stop < end and size_of(pairs[stop][0]) == size:
+            stop += 1
+        yield pos, stop
+        pos = stop
+
+
+class Attacker:
+    """One model + one attack configuration, applied batch by batch."""
+
+    def __init__(self, pipe, task: str, params: AttackParams):
+        self.pipe, self.task, self.params = pipe, task, params
+        settings = EditSettings(params.num_inference_steps, params.strength,
+                                params.guidance_scale, params.eta)
+        self.forward = EditForward(pipe, task, settings)
+        self.module_path = self.module = self.stop = None
+        if params.method == "bim":
+            self.module_path, self.module = resolve_target(pipe, params.target)
+            self.stop = plan_stop(self.forward, self.module, params.target)
+
+    def objective(self, batch: EditBatch, x: torch.Tensor, keys: list[str]) -> Objective:
+        size = (x.shape[-1], x.shape[-2])
+        if self.params.method == "bim":
+            return FeatureDistortion(self.forward, batch, self.module, self.stop, x)
+        if self.params.method == "photoguard-encoder":
+            return EncoderAttack(self.forward, batch, self.params.target_image, size)
+        return DiffusionAttack(self.forward, batch, self.params, keys, size)
+
+    def attack(self, x: torch.Tensor, prompts: list[str], keys: list[str],
+               repaint: torch.Tensor | None = None) -> dict:
+        """Attack a batch; the quantised adversarial images (uint8 values) and losses."""
+        p = self.params
+        device = self.forward.device
+        x = x.to(device)
+        batch = EditBatch(prompts=list(prompts), seeds=[p.seed] * len(prompts),
+                          repaint=None if repaint is None else repaint.to(device))
+        region = None
+        if p.mask_aware and repaint is not None:
+            region = (batch.repaint < 0.5).to(x)
+        objective = self.objective(batch, x, keys)
+        gens = [torch.Generator("cpu").manual_seed(derive_seed(p.seed, "start", k)) for k in keys]
+        result = attack_loop(x, objective, p, gens, region)
+        stored = quantize(x, result.x_adv, p)
+        final = objective.evaluate(stored / 255)
+        delta = (stored / 255 - x).flatten(1)
+        return {
+            "images": stored.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy(),
+            "linf": delta.abs().amax(dim=1).tolist(),
+            "l2": delta.norm(dim=1).tolist(),
+            "loss": final.tolist(),
+            "trace": result.losses.cpu().tolist(),
+        }
+
+
+def manifest_config(params: AttackParams, task: str, input_hash: str, model: dict,
+                    options: RunOptions, device: torch.device) -> dict:
+    """What decides the output's content: a resumed run must match it exactly."""
+    return {
+        "task": task,
+        "attack": params.as_dict(),
+        "input_dvc_hash": input_hash,
+        "model": model,
+        "prompts": options.prompts,
+        "limit": options.limit,
+        "batch_size": options.batch_size,
+        "dtype": options.dtype,
+        "device_type": device.type,
+        **options.extra_config,
+    }
+
+
+def attack_dataset(
+    dataset_dir: Path,
+    out_dir: Path,
+    params: AttackParams,
+    model: ModelRef,
+    options: RunOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Attack ``dataset_dir`` into ``out_dir``; returns the output manifest.
+
+    Resumes an interrupted run with the same settings; ``progress(done, total)`` after each batch.
+    """
+    options = options or RunOptions()
+    options.check()
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    in_manifest = check_dataset(dataset_dir)
+    task = in_manifest["kind"]
+    pairs = list_pairs(dataset_dir, options)
+    device = pick_device(options.device)
+    dtype = pick_dtype(options.dtype, device)
+    input_hash = dvc_hash(dataset_dir)
+    model_record = describe_model(model)
+    pipe = load_pipeline(model, task, device, dtype)
+    if options.gradient_checkpointing:
+        pipe.unet.enable_gradient_checkpointing()
+        pipe.vae.enable_gradient_checkpointing()
+    attacker = Attacker(pipe, task, params)
+    config = manifest_config(params, task, input_hash, model_record, options, device)
+
+    columns = ["id", "source_id", "image", "prompts"] + (["mask"] if task == "inpaint" else [])
+    rows = RowStream(dataset_dir, columns)
+    sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0)
+
+    with ShardedWriter(out_dir, kind=KIND, features=FEATURES, config=config,
+                       shard_size=options.shard_size, overwrite=options.overwrite) as writer:
+        if writer.complete_manifest is not None:
+            return writer.complete_manifest
+        timings = open(out_dir / TIMINGS, "a")
+        try:
+            start = writer.cursor
+            for begin, end in _batches(pairs, start, options.batch_size, options.shard_size,
+                                       lambda r: sizes[r]):
+                t0 = time.perf_counter()
+                chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
+                out = _attack_chunk(attacker, chunk, task)
+                seconds = (time.perf_counter() - t0) / len(chunk)
+                for i, (row, k) in enumerate(chunk):
+                    record = _output_row(row, k, out, i, params.iterations)
+                    timings.write(json.dumps({"id": record["id"], "seconds": seconds}) + "\n")
+                    if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
+                        raise RuntimeError("a shard closed inside a batch")
+                timings.flush()
+                if progress is not None:
+                    progress(end, len(pairs))
+        finally:
+            timings.close()
+        extra = {
+            "task": task,
+            "attack": {
+                "method": params.method,
+                "target": params.target,
+                "module": attacker.module_path,
+                "stop_after": attacker.stop,
+                "objective": "maximize" if params.maximize else "minimize",
+                "params": params.as_dict(),
+                "prompts": options.prompts,
+                "limit": options.limit,
+                "batch_size": options.batch_size,
+            },
+            "input": {
+                "path": str(dataset_dir),
+                "dvc_hash": input_hash,
+                "content_hash": in_manifest.get("content_hash"),
+                "n": in_manifest.get("n"),
+            },
+            "model": model_record,
+            "runtime": {
+                "device": str(device),
+                "dtype": options.dtype,
+                "gradient_checkpointing": options.gradient_checkpointing,
+                "torch": torch.__version__,
+                "diffusers": diffusers.__version__,
+            },
+            "code": code_version(),
+            "timing": _timing_summary(out_dir / TIMINGS),
+        }
+        return writer.finish(len(pairs), extra)
+
+
+def _image_sizes(folder: Path, manifest: dict, n_rows: int) -> list[tuple[int, int]]:
+    """Each row's image size, from the width/height columns (or the images themselves)."""
+    known = {"width", "height"} <= set(manifest["features"])
+    columns = ["width", "height"] if known else ["image"]
+    sizes: list[tuple[int, int]] = []
+    for row in iter_rows(folder, columns=columns, decode_images=not known):
+        if len(sizes) >= n_rows:
+            break
+        sizes.append((row["width"], row["height"]) if known else row["image"].size)
+    return sizes
+
+
+def _attack_chunk(attacker: Attacker, chunk: list[tuple[dict, int]], task: str) -> dict:
+    x = torch.stack([to_tensor(row["image"]) for row, _ in chunk])
+    prompts = [row["prompts"][k] for row, k in chunk]
+    keys = [f"{row['id']}:{k}" for row, k in chunk]
+    repaint = None
+    if task == "inpaint":
+        # The dataset's mask is 255 on the entity; the model keeps it and repaints the rest.
+        entity = np.stack([np.array(row["mask"].convert("L")) for row, _ in chunk])
+        repaint = torch.from_numpy(entity < 128).float()[:, None]
+    return attacker.attack(x, prompts, keys, repaint)
+
+
+def _output_row(row: dict, k: int, out: dict, i: int, iterations: int) -> dict:
+    trace = out["trace"][i]
+    return {
+        "id": f"{row['id']}-p{k}",
+        "sample_id": row["id"],
+        "source_id": row["source_id"],
+        "prompt_index": k,
+        "prompt": row["prompts"][k],
+        "image": encode_png(Image.fromarray(out["images"][i], "RGB")),
+        "linf": out["linf"][i],
+        "l2": out["l2"][i],
+        "loss": out["loss"][i],
+        "loss_first": trace[0],
+        "loss_trace": trace,
+        "iterations": iterations,
+    }
+
+
+def _timing_summary(path: Path) -> dict:
+    """Seconds per pair from ``timings.jsonl`` (the last run's figure for each id)."""
+    per_id = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                per_id[entry["id"]] = entry["seconds"]
+    total = sum(per_id.values())
+    return {
+        "file": TIMINGS,
+        "seconds_total": total,
+        "seconds_per_sample": total / len(per_id) if per_id else None,
+        "cpu_count": os.cpu_count(),
+    }

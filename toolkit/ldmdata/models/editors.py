@@ -1,0 +1,86 @@
+"""Stable Diffusion editing pipelines (img2img, inpainting, x4 upscaling, InstructPix2Pix).
+
+Loaded from a :class:`ModelRef` (a Hub id at a pinned revision, or a local folder such as the
+tiny set's) with safetensors only and no safety checker, through the same code for both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import (
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionInstructPix2PixPipeline,
+    StableDiffusionUpscalePipeline,
+)
+
+from ldmdata.errors import LdmdataError
+from ldmdata.models.loading import is_local, load_pretrained
+from ldmdata.models.refs import ModelRef
+
+PIPELINES = {
+    "img2img": StableDiffusionImg2ImgPipeline,
+    "inpaint": StableDiffusionInpaintPipeline,
+    "upscale": StableDiffusionUpscalePipeline,
+    "ip2p": StableDiffusionInstructPix2PixPipeline,
+}
+# The model role (params.yaml ``models`` section, tiny set folder) of each editing kind.
+ROLES = {"img2img": "sd_img2img", "inpaint": "sd_inpaint", "upscale": "sd_upscale",
+         "ip2p": "sd_ip2p"}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` is the GPU when there is one, else the CPU; a missing GPU is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise LdmdataError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise LdmdataError(f"device {device} asked for, but torch sees no CUDA GPU")
+    return chosen
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise LdmdataError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if dtype == "float16" and device.type == "cpu":
+        raise LdmdataError("float16 needs a GPU; use float32 (or bfloat16) on the CPU")
+    return DTYPES[dtype]
+
+
+def load_pipeline(
+    ref: ModelRef, kind: str, device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+):
+    """The diffusers pipeline of ``kind`` for ``ref``, in eval mode, on ``device``."""
+    if kind not in PIPELINES:
+        raise LdmdataError(f"unknown editor kind {kind!r}; choose one of: {', '.join(PIPELINES)}")
+    pipe = load_pretrained(
+        PIPELINES[kind], ref, config_name="model_index.json", safety_checker=None,
+        requires_safety_checker=False, torch_dtype=dtype,
+    )
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    for name in ("unet", "vae", "text_encoder"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.eval().requires_grad_(False)
+    return pipe
+
+
+def describe_model(ref: ModelRef) -> dict:
+    """``{role, id, revision}`` for manifests; a tiny-set folder's revision is its sha256."""
+    record = ref.as_dict()
+    if is_local(ref.id) and ref.revision is None:
+        index = Path(ref.id).expanduser().parent / "tiny.json"
+        if index.is_file():
+            built = json.loads(index.read_text()).get("roles", {})
+            if Path(ref.id).name in built:
+                record["revision"] = f"tiny-sha256:{built[Path(ref.id).name]}"
+    return record
