@@ -211,3 +211,45 @@ def test_real_profile_offline_fails_before_writing(tmp_path):
     with pytest.raises(LdmdataError, match="cannot load"):
         build_dataset("img2img", tmp_path / "never", {"n": 2}, profile="real")
     assert not (tmp_path / "never").exists()
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    """A three-image COCO val folder: captions, categories and polygon instances."""
+    root = tmp_path_factory.mktemp("coco")
+    (root / "annotations").mkdir()
+    (root / "val2017").mkdir()
+    images, annotations, captions = [], [], []
+    for k, image_id in enumerate((3, 1, 2)):
+        name = f"{image_id:012d}.jpg"
+        picture = Image.new("RGB", (160, 120), (200, 200, 40 * k))
+        picture.paste((20, 40, 200), (40, 30, 120, 100))  # the "bus"
+        picture.save(root / "val2017" / name)
+        images.append({"id": image_id, "file_name": name, "width": 160, "height": 120})
+        annotations.append({"id": 10 + k, "image_id": image_id, "category_id": 6, "iscrowd": 0,
+                            "area": 5600.0, "segmentation": [[40, 30, 120, 30, 120, 100, 40, 100]]})
+        captions += [{"id": 100 + 2 * k, "image_id": image_id, "caption": "A blue bus parked."},
+                     {"id": 101 + 2 * k, "image_id": image_id, "caption": "A bus on a road."}]
+    categories = [{"id": 6, "name": "bus"}]
+    (root / "annotations" / "instances_val2017.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    (root / "annotations" / "captions_val2017.json").write_text(
+        json.dumps({"images": images, "annotations": captions}))
+    return root / "annotations" / "captions_val2017.json"
+
+
+@pytest.mark.parametrize("caption_from", ["source", "model"])
+def test_coco_inpaint_with_source_or_model_captions(tmp_path, tiny_dir, coco, caption_from):
+    manifest = build("inpaint", tmp_path / "c", tiny_dir, source=f"coco:{coco}", n=5,
+                     caption_from=caption_from, entity_from="source", mask_min=0.0, mask_max=1.0)
+    assert manifest["n"] == 3 and manifest["exhausted"] is True
+    rows = list(iter_rows(tmp_path / "c", columns=["source_id", "caption", "captions", "entity",
+                                                   "gt_iou"]))
+    assert [r["source_id"] for r in rows] == ["coco:1", "coco:2", "coco:3"]
+    for row in rows:
+        assert row["entity"] == "bus" and row["gt_iou"] is not None
+        human = {"A blue bus parked.", "A bus on a road."}
+        if caption_from == "source":
+            assert set(row["captions"]) == human and row["caption"] in human
+        else:
+            assert row["captions"] == [row["caption"]] and row["caption"] not in human

@@ -43,7 +43,7 @@ def _near(pixel: np.ndarray, color: tuple[int, int, int], tolerance: int = 12) -
 def test_whole_corpus_through_folder_source(corpus):
     folder, expected = corpus
     source = FolderSource(folder)
-    assert len(source) == len(expected)
+    assert source.size() == len(expected)
     seen = {}
     for item in source.iterate():
         try:

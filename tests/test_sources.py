@@ -44,7 +44,7 @@ def _assert_same_items(left: list[SourceItem], right: list[SourceItem]) -> None:
 
 def _assert_resumes(source, start: int, count: int | None = None) -> None:
     """``iterate(start)`` is exactly the tail of ``iterate(0)``."""
-    total = source.__len__()
+    total = source.size()
     stop = start + count if count is not None else total
     assert stop is not None
     whole = list(itertools.islice(source.iterate(0), stop))
@@ -70,7 +70,7 @@ def test_synthetic_is_a_pure_function_of_seed_and_index():
     assert not np.array_equal(np.asarray(first.item(3).image), np.asarray(other.item(3).image))
     assert not np.array_equal(np.asarray(first.item(3).image), np.asarray(first.item(4).image))
     _assert_resumes(first, start=4, count=6)
-    assert first.__len__() is None
+    assert first.size() is None
     assert first.describe()["seed"] == 7 and first.spec == "synthetic:640x480"
 
 
@@ -141,7 +141,7 @@ def photos(tmp_path_factory) -> Path:
 
 def test_folder_of_real_photographs(photos):
     source = open_source(f"folder:{photos}")
-    assert isinstance(source, FolderSource) and len(source) == 7
+    assert isinstance(source, FolderSource) and source.size() == 7
     ids = [item.source_id for item in source.iterate()]
     assert ids == sorted(ids) and "nested/deeper/rocket.jpg" in ids and "notes.md" not in ids
     for item in source.iterate():
@@ -280,7 +280,7 @@ def coco(tmp_path_factory) -> Path:
 
 def test_coco_items_captions_labels_and_masks(coco):
     source = open_source(f"coco:{coco / 'annotations' / 'instances_val2017.json'}")
-    assert isinstance(source, CocoSource) and len(source) == 4
+    assert isinstance(source, CocoSource) and source.size() == 4
     items = list(source.iterate())
     assert [item.source_id for item in items] == ["coco:2", "coco:5", "coco:7", "coco:9"]
     two, five, seven, nine = items
@@ -375,7 +375,7 @@ def test_hf_local_parquet(parquet_dataset):
     assert isinstance(source, HfSource)
     assert source.image_column == "image" and source.caption_columns == ["captions"]
     items = list(source.iterate())
-    assert len(items) == 5 and source.__len__() in (None, 5)
+    assert len(items) == 5 and source.size() in (None, 5)
     for k, item in enumerate(items):
         assert item.source_id == f"hf:{parquet_dataset}::train:{k}"
         assert item.captions == [f"colour {k}", f"swatch {k}"]
@@ -455,5 +455,5 @@ def test_every_source_describes_itself(photos, coco, parquet_dataset):
         description = source.describe()
         assert description["spec"] == source.spec and description["kind"] == spec.split(":")[0]
         assert json.loads(json.dumps(description)) == description
-        length = source.__len__()
+        length = source.size()
         assert length is None or isinstance(length, int)

@@ -30,13 +30,21 @@ from ldmdata.attacks.methods import (
     derive_seed,
     quantize,
 )
-from ldmdata.attacks.params import AttackParams
-from ldmdata.attacks.targets import resolve_target
+from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
+from ldmdata.attacks.targets import check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
+from ldmdata.dataset.writer import PARTIAL
 from ldmdata.errors import LdmdataError
 from ldmdata.images import encode_png
-from ldmdata.models.editors import describe_model, load_pipeline, pick_device, pick_dtype
+from ldmdata.models.editors import (
+    describe_model,
+    editor_ref,
+    load_pipeline,
+    pick_device,
+    pick_dtype,
+)
 from ldmdata.models.refs import ModelRef
+from ldmdata.params import merge_known
 from ldmdata.provenance import code_version, dvc_hash
 
 KIND = "attack"
@@ -71,6 +79,7 @@ class RunOptions:
     gradient_checkpointing: bool = False
     shard_size: int = 1000
     overwrite: bool = False
+    replace_stale: bool = False  # replace an output made with other settings, resume the same
     extra_config: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -259,8 +268,11 @@ def attack_dataset(
     rows = RowStream(dataset_dir, columns)
     sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0)
 
+    overwrite = options.overwrite or (
+        options.replace_stale and _stored_config(out_dir) not in (None, _normalized(config))
+    )
     with ShardedWriter(out_dir, kind=KIND, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=options.overwrite) as writer:
+                       shard_size=options.shard_size, overwrite=overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
         timings = open(out_dir / TIMINGS, "a")
@@ -313,6 +325,19 @@ def attack_dataset(
             "timing": _timing_summary(out_dir / TIMINGS),
         }
         return writer.finish(len(pairs), extra)
+
+
+def _normalized(config: dict) -> dict:
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def _stored_config(out_dir: Path) -> dict | None:
+    """The config of the dataset (finished or not) in ``out_dir``, if any."""
+    for path in (out_dir / "manifest.json", out_dir / PARTIAL / "config.json"):
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return data.get("config") if path.name == "manifest.json" else data
+    return None
 
 
 def _image_sizes(folder: Path, manifest: dict, n_rows: int) -> list[tuple[int, int]]:
@@ -372,3 +397,75 @@ def _timing_summary(path: Path) -> dict:
         "seconds_per_sample": total / len(per_id) if per_id else None,
         "cpu_count": os.cpu_count(),
     }
+
+
+def attack(
+    dataset_dir: Path,
+    out_dir: Path,
+    *,
+    method: str = "bim",
+    target: str | None = None,
+    preset: str | None = None,
+    overrides: dict | None = None,
+    profile: str = "tiny",
+    models_params: dict | None = None,
+    tiny_dir: Path | None = None,
+    model: str | None = None,
+    revision: str | None = None,
+    options: RunOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """What the CLI and the DVC stage run: check the inputs, pick the model, attack."""
+    if target is not None:
+        check_target_name(target)
+    task = check_dataset(Path(dataset_dir))["kind"]
+    params = resolve_params(method, task, target, preset, overrides)
+    (options or RunOptions()).check()
+    ref = editor_ref(task, profile, models_params or {}, tiny_dir, model, revision)
+    return attack_dataset(dataset_dir, out_dir, params, ref, options, progress)
+
+
+def parse_attack_name(name: str) -> tuple[str, str | None]:
+    """A stage's attack name: a PhotoGuard method, or else a bim target."""
+    return (name, None) if name in METHODS else ("bim", name)
+
+
+# params.yaml ``attack`` section: run options, plus one overrides mapping per method.
+STAGE_DEFAULTS: dict = {
+    "targets": [],
+    "preset": None,
+    "prompts": "all",
+    "limit": None,
+    "batch_size": 5,
+    "device": "auto",
+    "dtype": "float32",
+    "gradient_checkpointing": False,
+    "shard_size": 1000,
+    **{method: {} for method in METHODS},
+}
+
+
+def attack_from_params(
+    dataset_dir: Path, out_dir: Path, name: str, params: dict, tiny_dir: Path | None = None
+) -> dict:
+    """The DVC stage: attack ``name`` (see :func:`parse_attack_name`) with params.yaml."""
+    section = merge_known(STAGE_DEFAULTS, params.get("attack") or {}, "params.yaml attack")
+    models = dict(params.get("models") or {})
+    profile = models.pop("profile", "tiny")
+    method, target = parse_attack_name(name)
+    prompts = section["prompts"]
+    options = RunOptions(
+        prompts=parse_prompts(prompts) if isinstance(prompts, str) else list(prompts),
+        limit=section["limit"],
+        batch_size=section["batch_size"],
+        device=section["device"],
+        dtype=section["dtype"],
+        gradient_checkpointing=section["gradient_checkpointing"],
+        shard_size=section["shard_size"],
+        replace_stale=True,  # resume an interrupted run (persist: true), replace a stale one
+    )
+    return attack(
+        dataset_dir, out_dir, method=method, target=target, preset=section["preset"],
+        overrides=section[method] or {}, profile=profile, models_params=models,
+        tiny_dir=tiny_dir, options=options,
+    )

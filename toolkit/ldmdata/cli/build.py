@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ldmdata.build import build_dataset
+from ldmdata.build import TASK_DEFAULTS, build_dataset
 from ldmdata.cli.common import console, user_errors
 from ldmdata.params import load_params
 
@@ -57,21 +57,25 @@ def _run(task: str, out: Path, options: dict, source: str | None, profile: str |
     profile = profile or models.pop("profile", None) or "tiny"
     models.pop("profile", None)
     out = out or Path("data/datasets") / task
-    with Progress(
+    bar = Progress(
         TextColumn(f"build {task}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("rejected {task.fields[rejected]}"), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as bar:
-        job = bar.add_task(task, total=section.get("n"), rejected=0)
+        console=console,
+    )
+    job = bar.add_task(task, total=section.get("n", TASK_DEFAULTS[task]["n"]), rejected=0)
 
-        def progress(written: int, rejected: int) -> None:
-            bar.update(job, completed=written, rejected=rejected)
+    def progress(written: int, rejected: int) -> None:
+        if not bar.live.is_started:  # first rows: every check has passed, show the bar
+            bar.start()
+        bar.update(job, completed=written, rejected=rejected)
 
+    try:
         manifest = build_dataset(
             task, out, section, source=source, profile=profile, models_params=models,
             tiny_dir=tiny_dir, overwrite=overwrite, on_progress=progress,
         )
-        bar.update(job, completed=manifest["n"], rejected=manifest["rejects"]["count"])
+    finally:
+        bar.stop()
     if manifest.get("exhausted"):
         console.print(
             f"source ran out: built {manifest['n']} of {manifest['n_requested']} requested rows"

@@ -10,7 +10,7 @@ from rich.console import Console
 from ldmdata.errors import LdmdataError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def user_errors(command):

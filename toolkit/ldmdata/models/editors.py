@@ -19,7 +19,8 @@ from diffusers import (
 
 from ldmdata.errors import LdmdataError
 from ldmdata.models.loading import is_local, load_pretrained
-from ldmdata.models.refs import ModelRef
+from ldmdata.models.refs import ModelRef, resolve
+from ldmdata.models.tiny import ensure_tiny_models
 
 PIPELINES = {
     "img2img": StableDiffusionImg2ImgPipeline,
@@ -63,7 +64,7 @@ def load_pipeline(
         raise LdmdataError(f"unknown editor kind {kind!r}; choose one of: {', '.join(PIPELINES)}")
     pipe = load_pretrained(
         PIPELINES[kind], ref, config_name="model_index.json", safety_checker=None,
-        requires_safety_checker=False, torch_dtype=dtype,
+        requires_safety_checker=False, dtype=dtype,
     )
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
@@ -84,3 +85,22 @@ def describe_model(ref: ModelRef) -> dict:
             if Path(ref.id).name in built:
                 record["revision"] = f"tiny-sha256:{built[Path(ref.id).name]}"
     return record
+
+
+def editor_ref(
+    kind: str, profile: str, models_params: dict, tiny_dir: Path | None = None,
+    model: str | None = None, revision: str | None = None,
+) -> ModelRef:
+    """The editor for ``kind``: ``model`` (+ ``revision``) if given, else the profile's.
+
+    The tiny profile builds the role into ``tiny_dir`` on first use.
+    """
+    if kind not in ROLES:
+        raise LdmdataError(f"unknown editor kind {kind!r}; choose one of: {', '.join(ROLES)}")
+    role = ROLES[kind]
+    if model:
+        return ModelRef(role, model, revision)
+    ref = resolve(role, profile, models_params, tiny_dir)
+    if profile == "tiny":
+        ensure_tiny_models(Path(ref.id).parent, [role])
+    return ref

@@ -35,7 +35,7 @@ class Source(Protocol):
 
     spec: str  # the user's spec string, recorded in manifests
 
-    def __len__(self) -> int | None:  # None when the size is unknown (streamed) or unbounded
+    def size(self) -> int | None:  # None when the size is unknown (streamed) or unbounded
         ...
 
     def iterate(self, start: int = 0) -> Iterator[SourceItem]:

@@ -75,7 +75,7 @@ class CocoSource:
                 f"{str(self.images_dir)!r} (first: {first})"
             )
 
-    def __len__(self) -> int:
+    def size(self) -> int:
         return len(self.ids)
 
     def describe(self) -> dict:
@@ -85,7 +85,7 @@ class CocoSource:
             "split": self.split,
             "annotations": [str(p) for p in self.annotation_files],
             "images_dir": str(self.images_dir),
-            "count": len(self),
+            "count": self.size(),
         }
 
     def iterate(self, start: int = 0) -> Iterator[SourceItem]:

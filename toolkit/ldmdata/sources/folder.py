@@ -34,11 +34,11 @@ class FolderSource:
             raise LdmdataError(f"folder source {str(path)!r} has no image files ({extensions})")
         self._sidecars = [_read_sidecars(p) for p in self.files]
 
-    def __len__(self) -> int:
+    def size(self) -> int:
         return len(self.files)
 
     def describe(self) -> dict:
-        return {"spec": self.spec, "kind": "folder", "path": str(self.path), "count": len(self)}
+        return {"spec": self.spec, "kind": "folder", "path": str(self.path), "count": self.size()}
 
     def iterate(self, start: int = 0) -> Iterator[SourceItem]:
         for index in range(start, len(self.files)):

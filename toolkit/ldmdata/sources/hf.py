@@ -48,7 +48,7 @@ class HfSource:
         splits = stream.info.splits or {}
         self._length = splits[split].num_examples if split in splits else None
 
-    def __len__(self) -> int | None:
+    def size(self) -> int | None:
         return self._length
 
     def describe(self) -> dict:

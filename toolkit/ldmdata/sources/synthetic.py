@@ -84,7 +84,7 @@ class SyntheticSource:
         self.height = height
         self.spec = f"synthetic:{width}x{height}"
 
-    def __len__(self) -> int | None:
+    def size(self) -> int | None:
         return None
 
     def describe(self) -> dict:

@@ -1,0 +1,107 @@
+"""``ldmdata attack DATASET_DIR --out DIR --target TARGET``: adversarial versions of a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ldmdata.attacks.params import METHODS, PRESETS
+from ldmdata.attacks.runner import RunOptions, attack, parse_prompts
+from ldmdata.attacks.targets import describe_targets
+from ldmdata.cli.common import console, err_console, user_errors
+from ldmdata.errors import LdmdataError
+from ldmdata.params import load_params
+
+Opt = typer.Option
+
+
+@user_errors
+def attack_command(
+    dataset_dir: Annotated[
+        Path | None, typer.Argument(help="An img2img or inpaint dataset built by ldmdata.")
+    ] = None,
+    out: Annotated[Path | None, Opt("--out", help="Folder for the adversarial dataset.")] = None,
+    target: Annotated[str | None, Opt(
+        "--target", help="Module to attack (bim): a named target or a dotted module path.")] = None,
+    method: Annotated[str, Opt("--method", help=" | ".join(METHODS))] = "bim",
+    preset: Annotated[str | None, Opt(
+        "--preset", help=f"{' | '.join(PRESETS)} (default: paper for bim, else photoguard)")
+    ] = None,
+    eps: Annotated[float | None, Opt("--eps", help="Perturbation budget in [0,1] pixels.")] = None,
+    steps: Annotated[int | None, Opt("--steps", help="Attack iterations.")] = None,
+    step_size: Annotated[float | None, Opt("--step-size", help="Step per iteration.")] = None,
+    seed: Annotated[int | None, Opt("--seed", help="Editing and start-noise seed.")] = None,
+    inference_steps: Annotated[int | None, Opt(
+        "--inference-steps", help="Denoising steps of the attacked edit.")] = None,
+    strength: Annotated[float | None, Opt("--strength", help="Edit strength (0, 1].")] = None,
+    guidance: Annotated[float | None, Opt("--guidance", help="Guidance scale.")] = None,
+    eta: Annotated[float | None, Opt("--eta", help="DDIM eta of the attacked edit.")] = None,
+    norm: Annotated[str | None, Opt("--norm", help="linf | l2")] = None,
+    grad_reps: Annotated[int | None, Opt(
+        "--grad-reps", help="Gradients averaged over this many noise draws.")] = None,
+    target_image: Annotated[str | None, Opt(
+        "--target-image", help="PhotoGuard target: zeros | gray | an image file.")] = None,
+    mask_aware: Annotated[bool | None, Opt(
+        "--mask-aware/--no-mask-aware",
+        help="Inpainting: perturb only the region the model keeps.")] = None,
+    prompts: Annotated[str, Opt("--prompts", help="Prompts per image: all or 0,2,...")] = "all",
+    limit: Annotated[int | None, Opt("--limit", help="Attack only the first N images.")] = None,
+    batch_size: Annotated[int, Opt("--batch-size", help="Pairs attacked together.")] = 5,
+    model: Annotated[str | None, Opt("--model", help="Hub id or local pipeline folder.")] = None,
+    revision: Annotated[str | None, Opt("--revision", help="Pinned revision of --model.")] = None,
+    profile: Annotated[str, Opt("--profile", help="tiny | real (model ids from params.yaml)")
+    ] = "tiny",
+    tiny_dir: Annotated[Path | None, Opt("--tiny-dir", help="Folder of the tiny model set.")
+    ] = None,
+    params_file: Annotated[Path, Opt(
+        "--params", help="params.yaml with a models section (profile real).")
+    ] = Path("params.yaml"),
+    device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    dtype: Annotated[str, Opt("--dtype", help="float32 | float16 | bfloat16")] = "float32",
+    gradient_checkpointing: Annotated[bool, Opt(
+        "--gradient-checkpointing", help="Trade compute for memory (GPU).")] = False,
+    shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
+    overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    list_targets: Annotated[bool, Opt("--list-targets", help="Print the named targets.")] = False,
+) -> None:
+    """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
+    if list_targets:
+        for name, path, text in describe_targets():
+            console.print(f"{name:<20} {path:<56} {text}", markup=False)
+        return
+    if dataset_dir is None or out is None:
+        raise LdmdataError("give DATASET_DIR and --out (or --list-targets)")
+    models_params = {}
+    if profile == "real" and model is None:
+        models_params = dict(load_params(params_file).get("models") or {})
+    overrides = dict(
+        eps=eps, iterations=steps, step_size=step_size, seed=seed,
+        num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
+        eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
+        mask_aware=mask_aware,
+    )
+    options = RunOptions(
+        prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
+        dtype=dtype, gradient_checkpointing=gradient_checkpointing, shard_size=shard_size,
+        overwrite=overwrite,
+    )
+    columns = (TextColumn("attack"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("attack", total=None)
+        manifest = attack(
+            dataset_dir, out, method=method, target=target, preset=preset, overrides=overrides,
+            profile=profile, models_params=models_params, tiny_dir=tiny_dir, model=model,
+            revision=revision, options=options,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    seconds = manifest["timing"]["seconds_per_sample"]
+    console.print(
+        f"{out}: {manifest['n']} adversarial images ({manifest['attack']['method']}"
+        f"{', ' + manifest['attack']['target'] if manifest['attack']['target'] else ''}), "
+        f"content_hash {manifest['content_hash']}"
+        + (f", {seconds:.2f} s/sample" if seconds is not None else ""),
+        markup=False,
+    )
