@@ -1,11 +1,11 @@
-"""The differentiable editing forward: equal to the diffusers pipeline, and truncated to the loss."""
+"""The differentiable editing forward: equal to the diffusers pipeline, truncated to the loss."""
 
 import numpy as np
 import pytest
 import torch
-from attack_data import PROMPTS, scene
 from PIL import Image
 
+from attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import (
     EditBatch,
     EditForward,

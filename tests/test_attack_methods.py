@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from attack_data import PROMPTS, scene
 
+from attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.methods import FeatureDistortion, quantize
 from ldmdata.attacks.params import resolve_params

@@ -1,0 +1,28 @@
+"""Adversarial attacks on Stable Diffusion editing: the study's per-module BIM and PhotoGuard.
+
+``forward`` differentiates through the editing pipeline's components, ``targets`` names the
+hookable modules, ``methods`` holds the objectives and the projected-gradient loop, ``params``
+the presets, and ``runner`` attacks a whole dataset into a new, versioned one.
+"""
+
+from ldmdata.attacks.forward import EditBatch, EditForward, EditSettings
+from ldmdata.attacks.params import METHODS, PRESETS, AttackParams, resolve_params
+from ldmdata.attacks.runner import RunOptions, attack, attack_dataset, attack_from_params
+from ldmdata.attacks.targets import NAMED_TARGETS, describe_targets, resolve_target
+
+__all__ = [
+    "METHODS",
+    "NAMED_TARGETS",
+    "PRESETS",
+    "AttackParams",
+    "EditBatch",
+    "EditForward",
+    "EditSettings",
+    "RunOptions",
+    "attack",
+    "attack_dataset",
+    "attack_from_params",
+    "describe_targets",
+    "resolve_params",
+    "resolve_target",
+]

@@ -15,7 +15,6 @@ target never runs the UNet and a UNet target never decodes.
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,7 +128,7 @@ class EditForward:
                 f"a {task} model needs a UNet with {expected} input channels; this one has "
                 f"{self.unet.config.in_channels}"
             )
-        self.timesteps, self.n_steps = self._timesteps(copy.deepcopy(pipe.scheduler))
+        self.timesteps, self.n_steps = self._timesteps(self.new_scheduler())
         if self.n_steps < 1:
             raise LdmdataError(
                 f"num_inference_steps {settings.num_inference_steps} with strength "
@@ -138,6 +137,10 @@ class EditForward:
         self._embeds: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- fixed per batch ---------------------------------------------------------------------
+    def new_scheduler(self):
+        """A fresh scheduler like the pipeline's (schedulers keep per-run state, e.g. PNDM's)."""
+        return type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
+
     def _timesteps(self, scheduler) -> tuple[torch.Tensor, int]:
         """The pipeline's ``retrieve_timesteps`` + ``get_timesteps`` on ``scheduler``."""
         n = self.settings.num_inference_steps
@@ -207,7 +210,7 @@ class EditForward:
 
     def _run(self, x01, batch, recorder, embeds) -> torch.Tensor:
         stage = recorder.enter_stage if recorder is not None else (lambda i: None)
-        pipe, scheduler = self.pipe, copy.deepcopy(self.pipe.scheduler)
+        pipe, scheduler = self.pipe, self.new_scheduler()
         timesteps, _ = self._timesteps(scheduler)
         gens = self.generators(batch)
         n = len(batch)

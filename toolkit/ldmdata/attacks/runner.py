@@ -430,9 +430,11 @@ def parse_attack_name(name: str) -> tuple[str, str | None]:
     return (name, None) if name in METHODS else ("bim", name)
 
 
-# params.yaml ``attack`` section: run options, plus one overrides mapping per method.
+# params.yaml ``attack`` section: the stage lists (read by dvc.yaml), run options, and one
+# overrides mapping per method.
 STAGE_DEFAULTS: dict = {
     "targets": [],
+    "photoguard": [],
     "preset": None,
     "prompts": "all",
     "limit": None,
