@@ -253,3 +253,27 @@ def test_coco_inpaint_with_source_or_model_captions(tmp_path, tiny_dir, coco, ca
             assert set(row["captions"]) == human and row["caption"] in human
         else:
             assert row["captions"] == [row["caption"]] and row["caption"] not in human
+
+
+def test_realesrgan_ranges_come_from_params(tmp_path, tiny_dir):
+    build("sr", tmp_path / "sr", tiny_dir, n=2, degradation="realesrgan",
+          realesrgan={"jpeg_range2": [90, 95]})
+    for row in iter_rows(tmp_path / "sr", columns=["degradation"]):
+        assert 90 <= json.loads(row["degradation"])["final"]["jpeg_quality"] <= 95
+    with pytest.raises(LdmdataError, match="unknown realesrgan params: jpeg"):
+        build("sr", tmp_path / "bad", tiny_dir, n=2, degradation="realesrgan",
+              realesrgan={"jpeg": 5})
+    assert not (tmp_path / "bad").exists()
+
+
+def test_wordless_source_captions_fall_back_to_the_model(tmp_path, tiny_dir, photos):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    shutil.copy(photos / "astronaut.png", folder / "astronaut.png")
+    (folder / "astronaut.txt").write_text("...\n!!!\n")
+    build("img2img", tmp_path / "auto", tiny_dir, source=f"folder:{folder}", n=1)
+    row = next(iter_rows(tmp_path / "auto", columns=["caption"]))
+    assert row["caption"] not in ("...", "!!!")
+    with pytest.raises(LdmdataError, match="no source caption"):
+        build("img2img", tmp_path / "src", tiny_dir, source=f"folder:{folder}", n=1,
+              caption_from="source")

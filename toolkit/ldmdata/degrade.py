@@ -146,6 +146,8 @@ class RealEsrganParams:
 
 
 class _Round(NamedTuple):
+    """The sampling ranges of one round (the final JPEG uses round 2's ``jpeg_range``)."""
+
     kernel_prob: tuple[float, ...]
     sinc_prob: float
     blur_sigma: tuple[float, float]
@@ -170,7 +172,7 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
 
-def _pick(rng: np.random.Generator, options: tuple, probs: tuple[float, ...] | None = None):
+def _pick(rng: np.random.Generator, options: tuple, probs: tuple[float, ...] | None = None) -> Any:
     if probs is None:
         return options[int(rng.integers(len(options)))]
     return options[int(rng.choice(len(options), p=np.asarray(probs) / sum(probs)))]

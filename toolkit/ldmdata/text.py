@@ -27,6 +27,11 @@ def normalize_caption(text: str) -> str:
     return re.sub(r"[\s.\u2026]+$", "", text)
 
 
+def has_words(text) -> bool:
+    """True for a string holding at least one letter or digit."""
+    return isinstance(text, str) and re.search(r"[^\W_]", text) is not None
+
+
 def _require_words(caption: str) -> str:
     text = normalize_caption(caption)
     if not re.search(r"[^\W_]", text):

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -80,7 +80,6 @@ class RunOptions:
     shard_size: int = 1000
     overwrite: bool = False
     replace_stale: bool = False  # replace an output made with other settings, resume the same
-    extra_config: dict = field(default_factory=dict)
 
     def check(self) -> None:
         if self.batch_size < 1:
@@ -158,7 +157,7 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
 
 
-def _batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int, int]]:
+def batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int, int]]:
     """``(begin, end)`` batches from ``start``: same image size, never across a shard end."""
     pos = start
     while pos < len(pairs):
@@ -231,7 +230,6 @@ def manifest_config(params: AttackParams, task: str, input_hash: str, model: dic
         "batch_size": options.batch_size,
         "dtype": options.dtype,
         "device_type": device.type,
-        **options.extra_config,
     }
 
 
@@ -278,7 +276,7 @@ def attack_dataset(
         timings = open(out_dir / TIMINGS, "a")
         try:
             start = writer.cursor
-            for begin, end in _batches(pairs, start, options.batch_size, options.shard_size,
+            for begin, end in batches(pairs, start, options.batch_size, options.shard_size,
                                        lambda r: sizes[r]):
                 t0 = time.perf_counter()
                 chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]

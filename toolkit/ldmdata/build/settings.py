@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ldmdata.degrade import RealEsrganParams
 from ldmdata.errors import LdmdataError
 from ldmdata.params import merge_known
 
@@ -36,7 +37,9 @@ TASK_DEFAULTS = {
         "crop_scale": 1.5,  # square crop side = crop_scale x the box's longer side
     },
     "img2img": dict(COMMON),
-    "sr": {**COMMON, "scale": 4, "degradation": "bicubic"},  # bicubic | realesrgan
+    # degradation: bicubic | realesrgan; realesrgan: overrides of the sampling ranges
+    # (ldmdata.degrade.RealEsrganParams field names, e.g. {jpeg_range: [60, 95]})
+    "sr": {**COMMON, "scale": 4, "degradation": "bicubic", "realesrgan": {}},
 }
 
 CHOICES = {
@@ -69,6 +72,9 @@ def build_settings(task: str, given: dict) -> dict:
         if settings["crop_scale"] < 1:
             raise LdmdataError("crop_scale must be at least 1")
     if task == "sr":
+        if not isinstance(settings["realesrgan"], dict):
+            raise LdmdataError("realesrgan must be a mapping of sampling ranges")
+        RealEsrganParams.from_dict(settings["realesrgan"])  # unknown or bad ranges fail here
         scale = settings["scale"]
         if not isinstance(scale, int) or scale < 2 or settings["size"] % scale:
             raise LdmdataError(f"scale must be an integer >= 2 dividing size {settings['size']}")

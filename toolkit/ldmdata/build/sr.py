@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from ldmdata.build.img2img import attach_prompts, square
 from ldmdata.build.steps import Models, choose_captions, item_rng
-from ldmdata.degrade import bicubic_lr, realesrgan_lr
+from ldmdata.degrade import RealEsrganParams, bicubic_lr, realesrgan_lr
 from ldmdata.errors import InputRejected
 from ldmdata.sources.base import SourceItem
 
@@ -38,6 +38,7 @@ class SrBuilder:
     def __init__(self, settings: dict, models: Models):
         self.settings = settings
         self.models = models
+        self.ranges = RealEsrganParams.from_dict(settings["realesrgan"])
 
     def _degrade(self, hr: PILImage.Image, index: int) -> tuple[PILImage.Image, dict]:
         scale = self.settings["scale"]
@@ -45,7 +46,7 @@ class SrBuilder:
             return bicubic_lr(hr, scale), {"kind": "bicubic", "antialias": True}
         # A stream of its own per input, so the drawn parameters never depend on the batch.
         rng = item_rng(self.settings["seed"] + 1, index)
-        lr, drawn = realesrgan_lr(hr, scale, rng)
+        lr, drawn = realesrgan_lr(hr, scale, rng, self.ranges)
         return lr, {"kind": "realesrgan", **drawn}
 
     def process(

@@ -9,6 +9,7 @@ from PIL import Image
 
 from ldmdata.errors import InputRejected
 from ldmdata.models.refs import ModelRef
+from ldmdata.text import has_words
 
 
 def roles_needed(task: str, settings: dict) -> list[str]:
@@ -99,6 +100,7 @@ def choose_captions(
     """Captions per image, best first: the source's (ranked by CLIP score, top ``num_captions``,
     as the study ranked COCO's) or the captioner's."""
     mode = settings["caption_from"]
+    source_captions = [[c for c in caps if has_words(c)] for caps in source_captions]
     use_source = [bool(c) and mode != "model" for c in source_captions]
     result: list[list[str] | InputRejected] = [[] for _ in images]
     ranked = [i for i, use in enumerate(use_source) if use]
@@ -116,7 +118,7 @@ def choose_captions(
     elif missing:
         captions = models.captioner.caption([images[i] for i in missing])
         for i, caption in zip(missing, captions, strict=True):
-            result[i] = [caption] if caption.strip() else InputRejected("empty model caption")
+            result[i] = [caption] if has_words(caption) else InputRejected("model caption has no words")
     return result
 
 
