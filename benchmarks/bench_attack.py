@@ -93,22 +93,32 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(fn, device: torch.device, repeats: int) -> tuple[float, float | None, object]:
-    """(fastest of ``repeats`` runs in seconds, peak GPU GiB or None, result) of ``fn()``.
-
-    The minimum is the figure least disturbed by other work on a shared machine.
-    """
-    times = []
+def measure(fn, device: torch.device) -> tuple[float, float | None, object]:
+    """(seconds, peak GPU GiB or None, result) of one ``fn()``."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        result = fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return min(times), peak, result
+    return seconds, peak, result
+
+
+def interleaved(fns: list, device: torch.device, repeats: int) -> list[tuple]:
+    """Run ``fns`` in turn ``repeats`` times; per fn the fastest time, its peak and result.
+
+    Alternating the runs and keeping the minimum gives the figures least disturbed by other
+    work on a shared machine.
+    """
+    best: list[tuple | None] = [None] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            run = measure(fn, device)
+            if best[i] is None or run[0] < best[i][0]:
+                best[i] = run
+    return best
 
 
 def load(task: str, args, device, dtype, tiny_dir: Path):
@@ -200,16 +210,18 @@ def main() -> None:
                 params = resolve_params(method, task, target, overrides=overrides)
                 attacker = Attacker(pipe, task, params)
                 on_device = [(x.to(device), repaint.to(device)) for x, repaint in samples]
-                ours_s, ours_gib, ours_first = measure(
-                    lambda a=attacker, t=task, s=on_device: run_ours(
-                        a, s, prompts, keys, args.batch_size, t), device, args.repeats)
+                fns = [lambda a=attacker, t=task, s=on_device: run_ours(
+                    a, s, prompts, keys, args.batch_size, t)]
+                with_reference = method == "bim" and not args.no_reference
+                if with_reference:
+                    fns.append(lambda a=attacker, t=task: run_reference(
+                        a.pipe, t, a.params, a.module, samples, prompts, keys, device))
+                results = interleaved(fns, device, args.repeats)
+                ours_s, ours_gib, ours_first = results[0]
                 line = (f"{task:<8} {method + (':' + target if target else ''):<28} "
                         f"{params.iterations:>5} {ours_s / args.samples:>10.3f}")
-                if method == "bim" and not args.no_reference:
-                    ref_s, ref_gib, ref_first = measure(
-                        lambda a=attacker, t=task: run_reference(
-                            a.pipe, t, a.params, a.module, samples, prompts, keys, device),
-                        device, args.repeats)
+                if with_reference:
+                    ref_s, ref_gib, ref_first = results[1]
                     line += (f" {ref_s / args.samples:>9.3f} {ref_s / ours_s:>6.2f} "
                              f"{np.mean(ours_first):>11.4g} {np.mean(ref_first):>11.4g}")
                     gib = (f" {ours_gib:>8.2f} {ref_gib:>7.2f}" if ours_gib is not None else "")

@@ -59,11 +59,11 @@ def square_crop_box(
 def clean_mask(mask: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """Binary mask, kept inside its prompt box (SAM's box-prompted masks can leak past the
     entity into the background), with its holes filled."""
-    x0, y0, x1, y1 = (int(np.floor(box[0])), int(np.floor(box[1])),
-                      int(np.ceil(box[2])), int(np.ceil(box[3])))
-    inside = np.zeros(mask.shape, dtype=bool)
-    inside[y0:y1, x0:x1] = mask[y0:y1, x0:x1].astype(bool)
-    return binary_fill_holes(inside)
+    x0, y0 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+    x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    clean = np.zeros(mask.shape, dtype=bool)
+    clean[y0:y1, x0:x1] = binary_fill_holes(mask[y0:y1, x0:x1].astype(bool))
+    return clean
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain, islice
 from pathlib import Path
+
+import torch
 
 from ldmdata import provenance
 from ldmdata.build.img2img import Img2ImgBuilder
@@ -78,6 +80,7 @@ def build_dataset(
         "models": model_records,
         "ldmdata": provenance.code_version()["ldmdata"],
     }
+    torch.set_num_threads(settings["threads"])
     builder = BUILDERS[task](settings, Models(refs, settings))
     n, seed = settings["n"], settings["seed"]
     with ShardedWriter(
@@ -124,48 +127,66 @@ def _encode(row: dict, columns: tuple[str, ...]) -> dict:
     return {k: (encode_png(v) if k in columns else v) for k, v in row.items()}
 
 
-def _fill(writer, src, builder, pool, settings, on_progress) -> tuple[int, bool]:
-    """Feed the writer until ``n`` rows; returns (input cursor, source exhausted)."""
-    n, task = settings["n"], builder.task
-    cursor = writer.cursor
-    items = src.iterate(cursor)
-    while writer.n_written < n:
+def _outcomes(src, start: int, builder, pool, settings: dict) -> Iterator[list[tuple]]:
+    """Batches of (item, outcome) from input ``start`` on; an outcome is a reject or a future
+    of the encoded row. Decoding runs a batch ahead of the models and PNG encoding runs behind
+    them, both in ``pool``, so the models never wait on either."""
+    items = src.iterate(start)
+
+    def decode_next() -> tuple[list, list[Future]]:
         batch = list(islice(items, settings["batch_size"]))
-        if not batch:
-            return cursor, True
-        decoded = list(pool.map(lambda item: _decode(item, settings), batch))
-        live = [i for i, d in enumerate(decoded) if not isinstance(d, InputRejected)]
-        results = list(decoded)
+        return batch, [pool.submit(_decode, item, settings) for item in batch]
+
+    batch, decoding = decode_next()
+    while batch:
+        upcoming = decode_next()
+        outcomes = [future.result() for future in decoding]
+        live = [i for i, d in enumerate(outcomes) if not isinstance(d, InputRejected)]
         if live:
             processed = builder.process(
-                [batch[i] for i in live], [decoded[i] for i in live],
+                [batch[i] for i in live], [outcomes[i] for i in live],
                 [item_seed(settings["seed"], batch[i].index) for i in live],
             )
-            rows = pool.map(
-                lambda r: r if isinstance(r, InputRejected) else _encode(r, builder.image_columns),
-                processed,
-            )
-            for i, row in zip(live, rows, strict=True):
-                results[i] = row
-        for item, result in zip(batch, results, strict=True):
-            cursor = item.index + 1
-            if isinstance(result, InputRejected):
-                writer.reject(item.index, item.source_id, result.reason)
-                if writer.n_rejected >= settings["max_rejects"]:
-                    raise LdmdataError(
-                        f"{writer.n_rejected} inputs rejected (max_rejects) with "
-                        f"{writer.n_written} accepted: {_top_reasons(writer)}"
-                    )
-                continue
-            closed = writer.add({"id": f"{task}-{writer.n_written:06d}", **result}, cursor)
-            if on_progress:
+            for i, row in zip(live, processed, strict=True):
+                outcomes[i] = row if isinstance(row, InputRejected) else pool.submit(
+                    _encode, row, builder.image_columns
+                )
+        yield list(zip(batch, outcomes, strict=True))
+        batch, decoding = upcoming
+
+
+def _fill(writer, src, builder, pool, settings, on_progress) -> tuple[int, bool]:
+    """Feed the writer until ``n`` rows; returns (input cursor, source exhausted).
+
+    Each batch is written while the next one is computed. When a shard is committed, the
+    work past it is dropped and the stream restarts at the writer's cursor, exactly where a
+    resumed build would start, so batch boundaries (and results) never depend on a kill.
+    """
+    n, task = settings["n"], builder.task
+    cursor = writer.cursor
+    while True:
+        written, restart = None, False
+        for outcomes in chain(_outcomes(src, writer.cursor, builder, pool, settings), [None]):
+            for item, outcome in written or []:
+                cursor = item.index + 1
+                if isinstance(outcome, InputRejected):
+                    writer.reject(item.index, item.source_id, outcome.reason)
+                    if writer.n_rejected >= settings["max_rejects"]:
+                        raise LdmdataError(
+                            f"{writer.n_rejected} inputs rejected (max_rejects) with "
+                            f"{writer.n_written} accepted: {_top_reasons(writer)}"
+                        )
+                    continue
+                row = {"id": f"{task}-{writer.n_written:06d}", **outcome.result()}
+                restart = writer.add(row, cursor)
+                if writer.n_written >= n:
+                    return cursor, False
+                if restart:
+                    break
+            if on_progress and written:
                 on_progress(writer.n_written, writer.n_rejected)
-            if writer.n_written >= n:
-                return cursor, False
-            if closed:  # a committed shard: continue exactly where a resumed build would
-                items = src.iterate(writer.cursor)
+            if restart:
                 break
-        else:
-            if on_progress:
-                on_progress(writer.n_written, writer.n_rejected)
-    return cursor, False
+            written = outcomes
+        if not restart:
+            return cursor, True

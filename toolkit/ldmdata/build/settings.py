@@ -15,6 +15,10 @@ COMMON = {
     "shard_size": 1000,
     "batch_size": 16,  # model batch
     "workers": 2,  # threads for decoding and PNG encoding
+    # torch threads for the models: 1 leaves the second core of a 2-core machine to the
+    # decode/encode pipeline (part of the build's identity: thread count can change the
+    # order of float reductions, hence the last bits of CLIP scores)
+    "threads": 1,
     "device": "cpu",
     "min_side": 64,  # inputs with a shorter side are rejected
     "max_pixels": 64_000_000,  # decompression-bomb guard
@@ -60,7 +64,7 @@ def build_settings(task: str, given: dict) -> dict:
         if key in settings and settings[key] not in allowed:
             raise LdmdataError(f"{key} must be one of {', '.join(allowed)}; got {settings[key]!r}")
     for key in ("n", "size", "shard_size", "batch_size", "workers", "num_candidates",
-                "num_prompts", "num_captions", "min_side", "max_pixels", "max_rejects"):
+                "num_prompts", "num_captions", "min_side", "max_pixels", "max_rejects", "threads"):
         value = settings[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise LdmdataError(f"{key} must be a positive integer; got {value!r}")

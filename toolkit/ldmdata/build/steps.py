@@ -118,7 +118,9 @@ def choose_captions(
     elif missing:
         captions = models.captioner.caption([images[i] for i in missing])
         for i, caption in zip(missing, captions, strict=True):
-            result[i] = [caption] if has_words(caption) else InputRejected("model caption has no words")
+            result[i] = (
+                [caption] if has_words(caption) else InputRejected("model caption has no words")
+            )
     return result
 
 

@@ -1,0 +1,23 @@
+"""Input-purification defences: alone (``ldmdata defend``) or as a step before an edit."""
+
+from ldmdata.defend.methods import (
+    DEFAULTS,
+    METHODS,
+    Defence,
+    Defender,
+    make_defence,
+    parse_defence,
+)
+from ldmdata.defend.runner import DefendOptions, defend, defend_dataset
+
+__all__ = [
+    "DEFAULTS",
+    "METHODS",
+    "DefendOptions",
+    "Defence",
+    "Defender",
+    "defend",
+    "defend_dataset",
+    "make_defence",
+    "parse_defence",
+]

@@ -1,0 +1,174 @@
+"""Defend a whole image set (a clean dataset or an adversarial set) into a new versioned one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import PIL
+import torch
+from PIL import Image
+
+from ldmdata.dataset import ShardedWriter
+from ldmdata.defend.methods import Defence, Defender, parse_defence
+from ldmdata.edit.inputs import DEFENDED, normalized, open_input, stored_config
+from ldmdata.errors import LdmdataError
+from ldmdata.images import encode_png
+from ldmdata.models.editors import (
+    describe_model,
+    editor_ref,
+    load_pipeline,
+    pick_device,
+    pick_dtype,
+)
+from ldmdata.models.refs import ModelRef
+from ldmdata.provenance import code_version
+
+FEATURES = datasets.Features({
+    "id": datasets.Value("string"),  # the input row's id
+    "sample_id": datasets.Value("string"),
+    "source_id": datasets.Value("string"),
+    "prompt_index": datasets.Value("int32"),  # the attacked prompt; null for clean inputs
+    "image": datasets.Image(),
+    "linf": datasets.Value("float64"),  # change made by the defence, [0, 1] pixel units
+    "l2": datasets.Value("float64"),
+})
+
+
+@dataclass
+class DefendOptions:
+    limit: int | None = None
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "float32"
+    shard_size: int = 1000
+    overwrite: bool = False
+    replace_stale: bool = False
+
+    def check(self) -> None:
+        for name in ("batch_size", "shard_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LdmdataError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise LdmdataError(f"limit must be an integer >= 1, got {self.limit!r}")
+
+
+def _change(before: Image.Image, after: Image.Image) -> tuple[float, float]:
+    delta = (np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)) / 255
+    return float(np.abs(delta).max()), float(np.sqrt((delta**2).sum()))
+
+
+def defend_dataset(
+    input_dir: Path,
+    out_dir: Path,
+    defence: Defence,
+    upscaler: ModelRef | None = None,
+    options: DefendOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Apply ``defence`` to every image of ``input_dir``; returns the output manifest."""
+    options = options or DefendOptions()
+    options.check()
+    images = open_input(Path(input_dir), "input")
+    if images.kind == "defended":
+        raise LdmdataError(f"{input_dir} is already defended; defend the set it came from")
+    if defence.needs_upscaler and upscaler is None:
+        raise LdmdataError("the noisy_upscale defence needs an upscaler model")
+    device = pick_device(options.device)
+    dtype = pick_dtype(options.dtype, device)
+    upscaler_record = describe_model(upscaler) if defence.needs_upscaler else None
+    config = {
+        "defence": defence.as_dict(),
+        "input_dvc_hash": images.record["dvc_hash"],
+        "upscaler": upscaler_record,
+        "limit": options.limit,
+        "batch_size": options.batch_size if defence.needs_upscaler else None,
+        "dtype": options.dtype if defence.needs_upscaler else None,
+    }
+    overwrite = options.overwrite or (
+        options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
+    )
+    rows = list(_rows_to_defend(images, options.limit))
+    with ShardedWriter(Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
+                       shard_size=options.shard_size, overwrite=overwrite) as writer:
+        if writer.complete_manifest is not None:
+            return writer.complete_manifest
+        pipe = load_pipeline(upscaler, "upscale", device, dtype) if defence.needs_upscaler else None
+        defender = Defender(defence, pipe)
+        stream = images.rows(decode=True)
+        for _ in range(writer.cursor):
+            next(stream)
+        pos = writer.cursor
+        while pos < len(rows):
+            end = min(pos + options.batch_size, len(rows),
+                      (pos // options.shard_size + 1) * options.shard_size)
+            chunk = [next(stream) for _ in range(end - pos)]
+            defended = defender([r["image"] for r in chunk], [r["id"] for r in chunk])
+            for i, (row, image) in enumerate(zip(chunk, defended, strict=True)):
+                linf, l2 = _change(row["image"], image)
+                writer.add({
+                    "id": row["id"], "sample_id": row["sample_id"], "source_id": row["source_id"],
+                    "prompt_index": row["attack_prompt_index"], "image": encode_png(image),
+                    "linf": linf, "l2": l2,
+                }, cursor=pos + i + 1)
+            pos = end
+            if progress is not None:
+                progress(pos, len(rows))
+        upstream = images.manifest.get("input") or {}
+        extra = {
+            "task": images.task,
+            "defence": defence.as_dict(),
+            "input": {
+                **images.record,
+                "origin": images.origin,
+                "dataset_hash": images.dataset_hash or images.record["dvc_hash"],
+                "dataset": upstream if images.kind == "adversarial" else None,
+                "attack": images.manifest.get("attack") if images.kind == "adversarial" else None,
+                "attack_model": (images.manifest.get("model")
+                                 if images.kind == "adversarial" else None),
+            },
+            "upscaler": upscaler_record,
+            "runtime": {"device": str(device), "torch": torch.__version__,
+                        "pillow": PIL.__version__},
+            "code": code_version(),
+        }
+        return writer.finish(len(rows), extra)
+
+
+def _rows_to_defend(images, limit: int | None):
+    """Input rows (no pixels) up to the first ``limit`` samples."""
+    samples: set[str] = set()
+    for row in images.rows(decode=False):
+        if row["sample_id"] not in samples:
+            if limit is not None and len(samples) >= limit:
+                return
+            samples.add(row["sample_id"])
+        yield row
+
+
+def defend(
+    input_dir: Path,
+    out_dir: Path,
+    defence: str | dict | Defence,
+    *,
+    profile: str = "tiny",
+    models_params: dict | None = None,
+    tiny_dir: Path | None = None,
+    model: str | None = None,
+    revision: str | None = None,
+    options: DefendOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """What the CLI and the DVC stage run: parse the defence, pick the upscaler, defend."""
+    chosen = defence if isinstance(defence, Defence) else parse_defence(defence)
+    if chosen is None:
+        raise LdmdataError("give a defence, e.g. jpeg:quality=75")
+    (options or DefendOptions()).check()
+    upscaler = None
+    if chosen.needs_upscaler:
+        upscaler = editor_ref("upscale", profile, models_params or {}, tiny_dir, model, revision)
+    return defend_dataset(input_dir, out_dir, chosen, upscaler, options, progress)

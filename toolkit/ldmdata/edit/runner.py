@@ -1,0 +1,448 @@
+"""Edit a clean dataset, an adversarial set or a defended set with a diffusers pipeline.
+
+The pipelines are the real diffusers ones (img2img, inpainting, InstructPix2Pix, x4 upscaler)
+called as a user would call them, one generator per sample seeded with the edit seed, so an
+edit of an adversarial image and the edit of its clean image share every random draw. Work is
+planned as ``(input row, edit prompt)`` pairs in input order and run in batches that never
+straddle a shard, so an interrupted run resumes at its last committed shard.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import diffusers
+import torch
+from PIL import Image
+
+from ldmdata.dataset import ShardedWriter, iter_rows
+from ldmdata.defend.methods import Defence, Defender, parse_defence
+from ldmdata.edit.inputs import (
+    InputSet,
+    check_same_dataset,
+    normalized,
+    open_input,
+    stored_config,
+)
+from ldmdata.edit.params import EditParams, check_editor, default_editor, resolve_edit_params
+from ldmdata.errors import LdmdataError
+from ldmdata.images import encode_png
+from ldmdata.models.editors import (
+    describe_model,
+    editor_ref,
+    load_pipeline,
+    pick_device,
+    pick_dtype,
+)
+from ldmdata.models.refs import ModelRef
+from ldmdata.provenance import code_version
+
+KIND = "edit"
+
+FEATURES = datasets.Features({
+    "id": datasets.Value("string"),
+    "sample_id": datasets.Value("string"),
+    "source_id": datasets.Value("string"),
+    "prompt_index": datasets.Value("int32"),
+    "attack_prompt_index": datasets.Value("int32"),  # null for a clean input
+    "prompt": datasets.Value("string"),
+    "input_id": datasets.Value("string"),
+    "input_kind": datasets.Value("string"),  # clean | adversarial | defended
+    "origin": datasets.Value("string"),  # what the input's pixels started as: clean | adversarial
+    "image": datasets.Image(),
+})
+
+
+@dataclass
+class EditOptions:
+    """Which pairs to edit and how to run.
+
+    ``prompts``: ``all`` or the prompt indices to edit (for adversarial inputs: the attacked
+    prompts to keep). ``prompt_index``: ``same`` edits with the attacked prompt (clean inputs:
+    every selected prompt); an integer edits every input with that prompt (prompt transfer).
+    ``limit``: the first N samples of the input.
+    """
+
+    prompts: str | list[int] = "all"
+    prompt_index: str | int = "same"
+    limit: int | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    dtype: str = "float32"
+    shard_size: int = 1000
+    overwrite: bool = False
+    replace_stale: bool = False
+    extra_config: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise LdmdataError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if not _is_int(self.shard_size) or self.shard_size < 1:
+            raise LdmdataError(f"shard_size must be an integer >= 1, got {self.shard_size!r}")
+        if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
+            raise LdmdataError(f"limit must be an integer >= 1, got {self.limit!r}")
+        if self.prompts != "all" and (
+            not isinstance(self.prompts, list) or not self.prompts
+            or any(not _is_int(k) or k < 0 for k in self.prompts)
+        ):
+            raise LdmdataError(
+                f"prompts must be 'all' or a list of indices >= 0, got {self.prompts!r}"
+            )
+        if self.prompt_index != "same" and (not _is_int(self.prompt_index)
+                                            or self.prompt_index < 0):
+            raise LdmdataError(
+                f"prompt_index must be 'same' or an index >= 0, got {self.prompt_index!r}"
+            )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_prompts(text: str) -> str | list[int]:
+    """``all`` or comma-separated prompt indices (``0,2``)."""
+    if text.strip() == "all":
+        return "all"
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise LdmdataError(f"--prompts takes 'all' or indices like 0,2; got {text!r}") from None
+
+
+def parse_prompt_index(text: str | int) -> str | int:
+    if isinstance(text, int) or text == "same":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise LdmdataError(f"--prompt-index takes 'same' or an index; got {text!r}") from None
+
+
+# -- planning ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pair:
+    """One edit to make: input row ``row`` edited with prompt ``prompt_index``."""
+
+    row: int
+    id: str
+    input_id: str
+    sample_id: str
+    source_id: str
+    prompt_index: int
+    attack_prompt_index: int | None
+    prompt: str
+
+
+def plan_pairs(images: InputSet, prompts: dict[str, list[str]], options: EditOptions) -> list[Pair]:
+    """Every ``(input row, edit prompt)`` pair to edit, in input order."""
+    pairs: list[Pair] = []
+    samples: set[str] = set()
+    for index, row in enumerate(images.rows(decode=False)):
+        sample = row["sample_id"]
+        if sample not in samples:
+            if options.limit is not None and len(samples) >= options.limit:
+                break
+            samples.add(sample)
+        if sample not in prompts:
+            raise LdmdataError(f"{images.path}: sample {sample} is not in the dataset")
+        texts = prompts[sample]
+        attacked = row["attack_prompt_index"]
+        if attacked is None:
+            wanted = range(len(texts)) if options.prompts == "all" else options.prompts
+            edit_ks = wanted if options.prompt_index == "same" else [options.prompt_index]
+        else:
+            if options.prompts != "all" and attacked not in options.prompts:
+                continue
+            edit_ks = [attacked if options.prompt_index == "same" else options.prompt_index]
+        for k in edit_ks:
+            if k >= len(texts):
+                raise LdmdataError(f"sample {sample} has {len(texts)} prompts; no prompt index {k}")
+            pair_id = f"{sample}-p{k}" if attacked is None else f"{sample}-a{attacked}-p{k}"
+            pairs.append(Pair(index, pair_id, row["id"], sample, row["source_id"], k, attacked,
+                              texts[k]))
+    if not pairs:
+        raise LdmdataError(f"nothing to edit in {images.path} with these prompts and limit")
+    return pairs
+
+
+def dataset_prompts(dataset: InputSet) -> dict[str, list[str]]:
+    return {row["id"]: list(row["prompts"])
+            for row in iter_rows(dataset.path, columns=["id", "prompts"], decode_images=False)}
+
+
+def dataset_masks(dataset: InputSet, wanted: set[str]) -> dict[str, bytes]:
+    """PNG bytes of the masks of the ``wanted`` samples (decoded when used)."""
+    return {row["id"]: row["mask"]["bytes"]
+            for row in iter_rows(dataset.path, columns=["id", "mask"], decode_images=False)
+            if row["id"] in wanted}
+
+
+class RowImages:
+    """Input images by row index from a forward stream; each row defended once when asked."""
+
+    def __init__(self, images: InputSet, defender: Defender | None):
+        self.defender = defender
+        self._rows = images.rows(decode=True)
+        self._next = 0
+        self._cache: dict[int, list] = {}  # row -> [id, image, defended?]
+
+    def _load(self, index: int) -> list:
+        while self._next <= index:
+            row = next(self._rows)
+            self._cache[self._next] = [row["id"], row["image"], self.defender is None]
+            self._next += 1
+        return self._cache[index]
+
+    def size(self, index: int) -> tuple[int, int]:
+        """The input size of row ``index`` (every defence keeps it)."""
+        return self._load(index)[1].size
+
+    def get(self, indices: list[int]) -> list[Image.Image]:
+        """The (defended) images of rows ``indices``; rows before ``release`` are gone."""
+        entries = [self._load(i) for i in indices]
+        todo = [e for e in {id(e): e for e in entries}.values() if not e[2]]
+        if todo:
+            for entry, image in zip(todo, self.defender([e[1] for e in todo],
+                                                        [e[0] for e in todo]), strict=True):
+                entry[1], entry[2] = image, True
+        return [e[1] for e in entries]
+
+    def release(self, below: int) -> None:
+        for index in [i for i in self._cache if i < below]:
+            del self._cache[index]
+
+
+# -- running ----------------------------------------------------------------------------------
+def run_editor(pipe, editor: str, params: EditParams, images: list[Image.Image],
+               prompts: list[str], masks: list[Image.Image] | None = None) -> list[Image.Image]:
+    """One batched pipeline call; sample i draws from ``Generator().manual_seed(seed)``."""
+    gens = [torch.Generator("cpu").manual_seed(params.seed) for _ in images]
+    kwargs = dict(prompt=list(prompts), image=list(images),
+                  num_inference_steps=params.num_inference_steps,
+                  guidance_scale=params.guidance_scale, eta=params.eta, generator=gens,
+                  output_type="pil")
+    if editor == "img2img":
+        kwargs.update(strength=params.strength)
+    elif editor == "inpaint":
+        width, height = images[0].size
+        kwargs.update(mask_image=list(masks), strength=params.strength, height=height,
+                      width=width)
+    elif editor == "ip2p":
+        kwargs.update(image_guidance_scale=params.image_guidance_scale)
+    else:
+        kwargs.update(noise_level=params.noise_level)
+    return [image.convert("RGB") for image in pipe(**kwargs).images]
+
+
+def repaint_mask(mask_png: bytes, invert: bool) -> Image.Image:
+    """The pipeline's ``mask_image`` (white = repaint) from a dataset mask (255 = entity)."""
+    mask = Image.open(io.BytesIO(mask_png)).convert("L")
+    return Image.eval(mask, lambda v: 255 - v) if invert else mask
+
+
+def _batches(pairs: list[Pair], start: int, batch_size: int, shard_size: int,
+             size_of: Callable[[int], tuple[int, int]]):
+    """``(begin, end)`` from ``start``: one image size per batch, never across a shard end."""
+    pos = start
+    while pos < len(pairs):
+        end = min(pos + batch_size, len(pairs), (pos // shard_size + 1) * shard_size)
+        size = size_of(pos)
+        stop = pos + 1
+        while stop < end and size_of(stop) == size:
+            stop += 1
+        yield pos, stop
+        pos = stop
+
+
+def attack_info(images: InputSet) -> dict | None:
+    """The attack behind adversarial (or defended adversarial) images: method, target, model."""
+    if images.origin != "adversarial":
+        return None
+    manifest = images.manifest if images.kind == "adversarial" else images.manifest["input"]
+    attack = manifest.get("attack") or {}
+    return {"method": attack.get("method"), "target": attack.get("target"),
+            "model": manifest.get("model") or manifest.get("attack_model")}
+
+
+def model_key(record: dict | None) -> tuple | None:
+    return None if record is None else (record.get("id"), record.get("revision"))
+
+
+def edit_dataset(
+    dataset_dir: Path,
+    out_dir: Path,
+    params: EditParams,
+    model: ModelRef,
+    editor: str | None = None,
+    images_dir: Path | None = None,
+    defence: Defence | None = None,
+    upscaler: ModelRef | None = None,
+    options: EditOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Edit ``images_dir`` (default: the dataset's own images) into ``out_dir``.
+
+    ``dataset_dir`` is the clean dataset the images came from (prompts, masks). ``defence`` is
+    applied to every input image first (``upscaler`` loads for ``noisy_upscale``). Returns the
+    output manifest; resumes an interrupted run with the same settings.
+    """
+    options = options or EditOptions()
+    options.check()
+    dataset = open_input(Path(dataset_dir), "dataset")
+    images = open_input(Path(images_dir), "images") if images_dir else dataset
+    check_same_dataset(images, dataset)
+    task = dataset.task
+    if images.task != task:
+        raise LdmdataError(f"{images.path} is a {images.task} set but {dataset.path} is {task}")
+    editor = editor or default_editor(task)
+    check_editor(editor, task)
+    if defence is not None and images.kind == "defended":
+        raise LdmdataError(f"{images.path} is already defended; edit it without a defence")
+    if defence is not None and defence.needs_upscaler and upscaler is None:
+        raise LdmdataError("the noisy_upscale defence needs an upscaler model")
+    prompts = dataset_prompts(dataset)
+    pairs = plan_pairs(images, prompts, options)
+    device = pick_device(options.device)
+    dtype = pick_dtype(options.dtype, device)
+    model_record = describe_model(model)
+    attack = attack_info(images)
+    input_kind = "defended" if defence is not None else images.kind
+    config = {
+        "task": task,
+        "editor": editor,
+        "params": params.used(editor),
+        "model": model_record,
+        "inputs": {"dataset": dataset.record["dvc_hash"], "images": images.record["dvc_hash"]},
+        "defence": None if defence is None else defence.as_dict(),
+        "upscaler": None if upscaler is None or defence is None else describe_model(upscaler),
+        "prompts": options.prompts,
+        "prompt_index": options.prompt_index,
+        "limit": options.limit,
+        "batch_size": options.batch_size,
+        "dtype": options.dtype,
+        "device_type": device.type,
+        **options.extra_config,
+    }
+    overwrite = options.overwrite or (
+        options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
+    )
+    masks = (dataset_masks(dataset, {p.sample_id for p in pairs})
+             if editor == "inpaint" else {})
+    with ShardedWriter(Path(out_dir), kind=KIND, features=FEATURES, config=config,
+                       shard_size=options.shard_size, overwrite=overwrite) as writer:
+        if writer.complete_manifest is not None:
+            return writer.complete_manifest
+        pipe = load_pipeline(model, editor, device, dtype)
+        defender = None
+        if defence is not None:
+            defender = Defender(defence, load_pipeline(upscaler, "upscale", device, dtype)
+                                if defence.needs_upscaler else None)
+        reader = RowImages(images, defender)
+        sizes: dict[int, tuple[int, int]] = {}
+
+        def size_of(i: int) -> tuple[int, int]:
+            if i not in sizes:
+                sizes[i] = reader.size(pairs[i].row)
+            return sizes[i]
+
+        t0, done = time.perf_counter(), 0
+        for begin, end in _batches(pairs, writer.cursor, options.batch_size,
+                                   options.shard_size, size_of):
+            chunk = pairs[begin:end]
+            pixels = reader.get([p.row for p in chunk])
+            batch_masks = ([repaint_mask(masks[p.sample_id], params.invert_mask) for p in chunk]
+                           if editor == "inpaint" else None)
+            edited = run_editor(pipe, editor, params, pixels, [p.prompt for p in chunk],
+                                batch_masks)
+            reader.release(chunk[-1].row)
+            for i, (pair, image) in enumerate(zip(chunk, edited, strict=True)):
+                record = _output_row(pair, image, input_kind, images.origin)
+                if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
+                    raise RuntimeError("a shard closed inside a batch")
+            done += len(chunk)
+            if progress is not None:
+                progress(end, len(pairs))
+        seconds = time.perf_counter() - t0
+        transfer_model = None if attack is None else model_key(attack["model"]) != model_key(
+            model_record)
+        transfer_prompt = None if attack is None else options.prompt_index != "same"
+        inputs = {"dataset": dataset.record, "images": {**images.record, "role": images.kind}}
+        extra = {
+            "task": task,
+            "editor": editor,
+            "params": params.used(editor),
+            "input_kind": input_kind,
+            "origin": images.origin,
+            "inputs": inputs,
+            "attack": attack,
+            "defence": (defence.as_dict() if defence is not None else images.defence),
+            "transfer": {"model": transfer_model, "prompt": transfer_prompt},
+            "model": model_record,
+            "upscaler": config["upscaler"],
+            "selection": {"prompts": options.prompts, "prompt_index": options.prompt_index,
+                          "limit": options.limit},
+            "runtime": {
+                "device": str(device),
+                "dtype": options.dtype,
+                "batch_size": options.batch_size,
+                "torch": torch.__version__,
+                "diffusers": diffusers.__version__,
+            },
+            "code": code_version(),
+            "timing": {"seconds_this_run": seconds,
+                       "seconds_per_edit": seconds / done if done else None},
+        }
+        return writer.finish(len(pairs), extra)
+
+
+def _output_row(pair: Pair, image: Image.Image, input_kind: str, origin: str) -> dict:
+    return {
+        "id": pair.id,
+        "sample_id": pair.sample_id,
+        "source_id": pair.source_id,
+        "prompt_index": pair.prompt_index,
+        "attack_prompt_index": pair.attack_prompt_index,
+        "prompt": pair.prompt,
+        "input_id": pair.input_id,
+        "input_kind": input_kind,
+        "origin": origin,
+        "image": encode_png(image),
+    }
+
+
+def edit(
+    dataset_dir: Path,
+    out_dir: Path,
+    *,
+    images_dir: Path | None = None,
+    editor: str | None = None,
+    preset: str | None = None,
+    overrides: dict | None = None,
+    defence: str | dict | Defence | None = None,
+    profile: str = "tiny",
+    models_params: dict | None = None,
+    tiny_dir: Path | None = None,
+    model: str | None = None,
+    revision: str | None = None,
+    options: EditOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """What the CLI and the DVC stage run: check everything, pick the models, edit."""
+    options = options or EditOptions()
+    options.check()
+    dataset = open_input(Path(dataset_dir), "dataset")
+    editor = editor or default_editor(dataset.task)
+    check_editor(editor, dataset.task)
+    params = resolve_edit_params(editor, preset, overrides)
+    chosen = defence if isinstance(defence, Defence) or defence is None else parse_defence(defence)
+    ref = editor_ref(editor, profile, models_params or {}, tiny_dir, model, revision)
+    upscaler = None
+    if chosen is not None and chosen.needs_upscaler:
+        upscaler = editor_ref("upscale", profile, models_params or {}, tiny_dir)
+    return edit_dataset(dataset_dir, out_dir, params, ref, editor, images_dir, chosen, upscaler,
+                        options, progress)

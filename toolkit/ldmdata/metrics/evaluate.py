@@ -1,0 +1,485 @@
+"""Evaluate one set of edits against the edits of the clean images, with provenance.
+
+PSNR, SSIM and MS-SSIM compare each edit with the reference edit of the same sample, prompt
+and seed (the edit of the clean image); CLIP score compares each edit with its prompt; FID and
+IS compare the edits with the dataset's source images. Per-sample values go to a parquet table,
+the summary (mean and a seeded bootstrap interval per metric) to a JSON file for DVC; both
+carry the DVC hashes of every input, the models, the params and the code version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+
+from ldmdata.dataset import iter_rows, read_manifest
+from ldmdata.dataset.writer import write_json_atomic
+from ldmdata.defend.methods import derive_seed
+from ldmdata.edit.params import IMAGE_COLUMN
+from ldmdata.errors import LdmdataError
+from ldmdata.metrics import functional as MF
+from ldmdata.metrics.features import (
+    ClipImageFeatures,
+    ClipZeroShotLogits,
+    Precomputed,
+    as_uint8,
+    choose_features,
+    inception_modules,
+)
+from ldmdata.models.clip import ClipScorer
+from ldmdata.models.editors import describe_model, pick_device
+from ldmdata.models.refs import ModelRef
+from ldmdata.params import merge_known
+from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
+
+METRICS = ("psnr", "ssim", "ms_ssim", "clip_score", "fid", "is")
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "clip_score": True,
+                    "fid": False, "is": True}
+
+# params.yaml ``evaluate`` section (and the library's defaults).
+DEFAULTS: dict = {
+    "metrics": list(METRICS),
+    "features": "auto",          # auto | clip | inception (FID and IS)
+    "inception_weights": None,   # a local torch-fidelity Inception weights file
+    "psnr_cap": MF.DEFAULT_PSNR_CAP,  # dB; null keeps inf for identical images
+    "ssim_kernel": 11,
+    "ssim_sigma": 1.5,
+    "ms_ssim_normalize": "relu",  # relu | simple | null (torchmetrics' options)
+    "bootstrap": 1000,           # resamples for the interval of per-sample means
+    "set_bootstrap": 100,        # resamples for FID / IS intervals (each recomputes the metric)
+    "confidence": 0.95,
+    "seed": 0,
+    "is_splits": 10,
+    "batch_size": 16,
+    "device": "auto",
+}
+
+
+def evaluate_settings(given: dict | None = None) -> dict:
+    """``DEFAULTS`` updated by ``given``, validated (one line for the first bad value)."""
+    s = merge_known(DEFAULTS, given or {}, "evaluate params")
+    unknown = [m for m in s["metrics"] if m not in METRICS] if isinstance(s["metrics"], list) \
+        else ["(not a list)"]
+    if unknown or not s["metrics"]:
+        raise LdmdataError(
+            f"evaluate metrics: unknown {', '.join(map(str, unknown)) or '(empty list)'}; "
+            f"choose from {', '.join(METRICS)}"
+        )
+    checks = [
+        (s["psnr_cap"] is None or _num(s["psnr_cap"]) and s["psnr_cap"] > 0,
+         f"psnr_cap must be a positive number of dB or null, got {s['psnr_cap']!r}"),
+        (_int(s["ssim_kernel"]) and s["ssim_kernel"] >= 3 and s["ssim_kernel"] % 2 == 1,
+         f"ssim_kernel must be an odd integer >= 3, got {s['ssim_kernel']!r}"),
+        (_num(s["ssim_sigma"]) and s["ssim_sigma"] > 0,
+         f"ssim_sigma must be > 0, got {s['ssim_sigma']!r}"),
+        (s["ms_ssim_normalize"] in ("relu", "simple", None),
+         f"ms_ssim_normalize must be relu, simple or null, got {s['ms_ssim_normalize']!r}"),
+        (_int(s["bootstrap"]) and s["bootstrap"] >= 0,
+         f"bootstrap must be an integer >= 0, got {s['bootstrap']!r}"),
+        (_int(s["set_bootstrap"]) and s["set_bootstrap"] >= 0,
+         f"set_bootstrap must be an integer >= 0, got {s['set_bootstrap']!r}"),
+        (_num(s["confidence"]) and 0 < s["confidence"] < 1,
+         f"confidence must be in (0, 1), got {s['confidence']!r}"),
+        (_int(s["seed"]) and s["seed"] >= 0, f"seed must be an integer >= 0, got {s['seed']!r}"),
+        (_int(s["is_splits"]) and s["is_splits"] >= 1,
+         f"is_splits must be an integer >= 1, got {s['is_splits']!r}"),
+        (_int(s["batch_size"]) and s["batch_size"] >= 1,
+         f"batch_size must be an integer >= 1, got {s['batch_size']!r}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise LdmdataError(message)
+    if s["features"] != "auto":
+        choose_features(s["features"], s["inception_weights"])
+    return s
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def model_label(record: dict | None) -> str | None:
+    """A short model name for tables: ``tiny:sd_img2img`` or ``org/name@rev``."""
+    if not record:
+        return None
+    revision = record.get("revision") or ""
+    if revision.startswith(("tiny-sha256:", "sha256:")):
+        return f"tiny:{record.get('role')}"
+    shown = record["id"]
+    return shown if revision in ("", "main") else f"{shown}@{revision[:12]}"
+
+
+def _edit_manifest(folder: Path, what: str) -> dict:
+    manifest = read_manifest(folder)
+    if manifest.get("kind") != "edit":
+        raise LdmdataError(f"{what} {folder} is a {manifest.get('kind')!r} set, not edits")
+    return manifest
+
+
+def check_comparable(test: dict, reference: dict) -> None:
+    """Same task, editor, model and edit settings (so only the input differs)."""
+    for key in ("task", "editor", "model", "params"):
+        if test.get(key) != reference.get(key):
+            raise LdmdataError(
+                f"the reference edits were made with another {key} ({reference.get(key)} vs "
+                f"{test.get(key)}); edit the clean dataset with the same settings"
+            )
+
+
+def upstream_records(manifest: dict) -> dict:
+    """The adversarial / defended sets an edit read, as its manifest recorded them."""
+    images = manifest["inputs"]["images"]
+    records = {}
+    if images["role"] == "defended":
+        records["defended"] = images
+        defended = read_manifest_or_none(images["path"])
+        if defended and (defended.get("input") or {}).get("kind") == "attack":
+            given = defended["input"]
+            records["adversarial"] = {k: given[k] for k in
+                                      ("role", "path", "kind", "dvc_hash", "content_hash", "n")}
+    elif images["role"] == "adversarial":
+        records["adversarial"] = images
+    return records
+
+
+def read_manifest_or_none(path: str) -> dict | None:
+    try:
+        return read_manifest(Path(path))
+    except LdmdataError:
+        return None
+
+
+def labels_for(manifest: dict) -> dict:
+    attack = manifest.get("attack") or {}
+    defence = manifest.get("defence") or {}
+    return {
+        "task": manifest["task"],
+        "editor": manifest["editor"],
+        "input_kind": manifest["input_kind"],
+        "origin": manifest["origin"],
+        "attack_method": attack.get("method"),
+        "attack_target": attack.get("target") or attack.get("method"),
+        "attack_model": model_label(attack.get("model")),
+        "edit_model": model_label(manifest["model"]),
+        "defence": defence.get("label"),
+        "model_transfer": manifest["transfer"]["model"],
+        "prompt_transfer": manifest["transfer"]["prompt"],
+        "prompt_index": manifest["selection"]["prompt_index"],
+    }
+
+
+class _Reference:
+    """Reference edits by ``(sample_id, prompt_index)``, PNG bytes until used."""
+
+    def __init__(self, folder: Path, keys: set[tuple[str, int]]):
+        self.rows: dict[tuple[str, int], tuple[str, bytes]] = {}
+        for row in iter_rows(folder, columns=["id", "sample_id", "prompt_index", "image"],
+                             decode_images=False):
+            key = (row["sample_id"], row["prompt_index"])
+            if key in keys:
+                self.rows[key] = (row["id"], row["image"]["bytes"])
+        missing = sorted(keys - set(self.rows))
+        if missing:
+            sample, k = missing[0]
+            raise LdmdataError(
+                f"{len(missing)} edit(s) have no reference edit of the same sample and prompt "
+                f"in {folder} (first: sample {sample}, prompt {k}); edit the clean dataset "
+                "with those prompts"
+            )
+
+    def get(self, key: tuple[str, int]) -> tuple[str, Image.Image]:
+        ref_id, data = self.rows[key]
+        return ref_id, Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def _to_float(images: list[Image.Image]) -> torch.Tensor:
+    return as_uint8(images).float() / 255
+
+
+def _pair_metrics(tests: list[Image.Image], refs: list[Image.Image], s: dict) -> dict:
+    """The wanted PSNR / SSIM / MS-SSIM of each (edit, reference) pair, batched per size."""
+    wanted = [m for m in ("psnr", "ssim", "ms_ssim") if m in s["metrics"]]
+    values = {name: [0.0] * len(tests) for name in wanted}
+    if "ms_ssim" in wanted:
+        values["ms_ssim_scales"] = [0] * len(tests)
+    groups: dict[tuple, list[int]] = {}
+    for i, (a, b) in enumerate(zip(tests, refs, strict=True)):
+        if a.size != b.size:
+            raise LdmdataError(f"an edit is {a.size} but its reference edit is {b.size}")
+        groups.setdefault(a.size, []).append(i)
+    for (width, height), members in groups.items():
+        x = _to_float([tests[i] for i in members])
+        y = _to_float([refs[i] for i in members])
+        results = {}
+        if "psnr" in wanted:
+            results["psnr"] = MF.psnr(x, y, s["psnr_cap"]).tolist()
+        if "ssim" in wanted:
+            results["ssim"] = MF.ssim(x, y, s["ssim_kernel"], s["ssim_sigma"]).tolist()
+        if "ms_ssim" in wanted:
+            results["ms_ssim"] = MF.ms_ssim(x, y, s["ssim_kernel"], s["ssim_sigma"],
+                                            s["ms_ssim_normalize"]).tolist()
+            scales = len(MF.ms_ssim_betas(height, width, s["ssim_kernel"]))
+            results["ms_ssim_scales"] = [scales] * len(members)
+        for name, column in results.items():
+            for i, v in zip(members, column, strict=True):
+                values[name][i] = v
+    return values
+
+
+def _set_metrics(test_feats, ref_feats, source_feats, test_logits, ref_logits, s, wanted,
+                 description) -> dict:
+    """FID (edits vs sources) and IS of the edits and of the reference edits, with intervals."""
+    out = {}
+    seed = s["seed"]
+    if "fid" in wanted:
+        for name, feats in (("fid", test_feats), ("fid_reference", ref_feats)):
+            out[name] = _fid_summary(feats, source_feats, s, derive_seed(seed, name),
+                                     description)
+    if "is" in wanted:
+        for name, logits in (("is", test_logits), ("is_reference", ref_logits)):
+            out[name] = _is_summary(logits, s, derive_seed(seed, name), description)
+    return out
+
+
+def _fid(fake: torch.Tensor, real: torch.Tensor) -> float:
+    metric = FrechetInceptionDistance(feature=Precomputed(fake.shape[1]))
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    return float(metric.compute())
+
+
+def _fid_summary(fake, real, s, seed, description) -> dict:
+    result = {"value": None, "ci_low": None, "ci_high": None, "n": int(fake.shape[0]),
+              "n_sources": int(real.shape[0]), "features": description}
+    if fake.shape[0] < 2 or real.shape[0] < 2:
+        result["note"] = "FID needs at least 2 edits and 2 source images"
+        return result
+    result["value"] = _fid(fake, real)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(s["set_bootstrap"]):
+        a = torch.from_numpy(rng.integers(0, fake.shape[0], fake.shape[0]))
+        b = torch.from_numpy(rng.integers(0, real.shape[0], real.shape[0]))
+        boots.append(_fid(fake[a], real[b]))
+    result["ci_low"], result["ci_high"] = MF.percentile_interval(boots, s["confidence"])
+    return result
+
+
+def _inception_score(logits: torch.Tensor, splits: int, seed: int) -> float:
+    metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
+    metric.update(logits.double())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, _ = metric.compute()
+    return float(mean)
+
+
+def _is_summary(logits, s, seed, description) -> dict:
+    n = int(logits.shape[0])
+    splits = max(1, min(s["is_splits"], n // 10))
+    result = {"value": None, "ci_low": None, "ci_high": None, "n": n, "splits": splits,
+              "features": description}
+    if n < 2:
+        result["note"] = "IS needs at least 2 edits"
+        return result
+    result["value"] = _inception_score(logits, splits, seed)
+    rng = np.random.default_rng(seed)
+    boots = [_inception_score(logits[torch.from_numpy(rng.integers(0, n, n))], splits,
+                              derive_seed(seed, i))
+             for i in range(s["set_bootstrap"])]
+    result["ci_low"], result["ci_high"] = MF.percentile_interval(boots, s["confidence"])
+    return result
+
+
+class _Features:
+    """The FID / IS extractors of one evaluation, batched over same-size images."""
+
+    def __init__(self, kind: str, scorer: ClipScorer | None, weights: str | None):
+        self.kind = kind
+        if kind == "clip":
+            self.fid_module = ClipImageFeatures(scorer).to(scorer.device)
+            self.is_module = ClipZeroShotLogits(scorer).to(scorer.device)
+            self.description = (f"clip:{model_label(describe_model(scorer.ref))} image embeddings "
+                                "(FID); zero-shot logits over the 80 COCO classes (IS)")
+        else:
+            self.fid_module, self.is_module = inception_modules(weights)
+            self.description = "inception-v3 (torch-fidelity FID weights, 2048-d pool; logits)"
+
+    def __call__(self, module, images: list[Image.Image]) -> torch.Tensor:
+        groups: dict[tuple, list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(image.size, []).append(i)
+        out: list[torch.Tensor | None] = [None] * len(images)
+        for members in groups.values():
+            with torch.inference_mode():
+                feats = module(as_uint8([images[i] for i in members])).double().cpu()
+            for i, f in zip(members, feats, strict=True):
+                out[i] = f
+        return torch.stack(out)
+
+
+def evaluate(
+    edits_dir: Path,
+    reference_dir: Path,
+    dataset_dir: Path,
+    metrics_file: Path,
+    table_file: Path,
+    clip: ModelRef,
+    settings: dict | None = None,
+    labels: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Evaluate ``edits_dir`` against ``reference_dir``; write both files; return the summary."""
+    s = evaluate_settings(settings)
+    edits_dir, reference_dir, dataset_dir = Path(edits_dir), Path(reference_dir), Path(dataset_dir)
+    test = _edit_manifest(edits_dir, "edits")
+    reference = _edit_manifest(reference_dir, "reference edits")
+    check_comparable(test, reference)
+    dataset_record = folder_record(dataset_dir, "dataset")
+    for name, manifest in (("edits", test), ("reference edits", reference)):
+        recorded = manifest["inputs"]["dataset"]["dvc_hash"]
+        if recorded != dataset_record["dvc_hash"]:
+            raise LdmdataError(
+                f"the {name} were made from a dataset with DVC hash {recorded}, but "
+                f"{dataset_dir} hashes to {dataset_record['dvc_hash']}"
+            )
+    wanted = set(s["metrics"])
+    device = pick_device(s["device"])
+    features = choose_features(s["features"], s["inception_weights"]) \
+        if wanted & {"fid", "is"} else None
+    need_clip = "clip_score" in wanted or features == "clip"
+    scorer = ClipScorer(clip, device=str(device)) if need_clip else None
+    extract = _Features(features, scorer, s["inception_weights"]) if features else None
+
+    keys = [(r["sample_id"], r["prompt_index"]) for r in
+            iter_rows(edits_dir, columns=["sample_id", "prompt_index"], decode_images=False)]
+    if not keys:
+        raise LdmdataError(f"{edits_dir} holds no edits")
+    ref = _Reference(reference_dir, set(keys))
+    table: list[dict] = []
+    feats = {"test": [], "ref": [], "test_logits": [], "ref_logits": []}
+    columns = ["id", "sample_id", "prompt_index", "attack_prompt_index", "prompt", "image"]
+    batch: list[dict] = []
+
+    def flush() -> None:
+        tests = [r["image"] for r in batch]
+        pairs = [ref.get((r["sample_id"], r["prompt_index"])) for r in batch]
+        refs = [image for _, image in pairs]
+        values = _pair_metrics(tests, refs, s)
+        if "clip_score" in wanted:
+            prompts = [[r["prompt"]] for r in batch]
+            values["clip_score"] = [v[0] for v in scorer.image_text_scores(tests, prompts)]
+            values["clip_score_reference"] = [
+                v[0] for v in scorer.image_text_scores(refs, prompts)]
+        if extract is not None:
+            if "fid" in wanted:
+                feats["test"].append(extract(extract.fid_module, tests))
+                feats["ref"].append(extract(extract.fid_module, refs))
+            if "is" in wanted:
+                feats["test_logits"].append(extract(extract.is_module, tests))
+                feats["ref_logits"].append(extract(extract.is_module, refs))
+        for i, row in enumerate(batch):
+            entry = {k: row[k] for k in columns if k != "image"}
+            entry["reference_id"] = pairs[i][0]
+            entry.update({name: column[i] for name, column in values.items()})
+            table.append(entry)
+        batch.clear()
+        if progress is not None:
+            progress(len(table), len(keys))
+
+    for row in iter_rows(edits_dir, columns=columns):
+        batch.append(row)
+        if len(batch) >= s["batch_size"]:
+            flush()
+    if batch:
+        flush()
+
+    metrics: dict = {}
+    for name in ("psnr", "ssim", "ms_ssim", "clip_score"):
+        if name not in wanted:
+            continue
+        for column in (name, f"{name}_reference") if name == "clip_score" else (name,):
+            values = [row[column] for row in table]
+            summary = MF.bootstrap_mean(values, s["bootstrap"], derive_seed(s["seed"], column),
+                                        s["confidence"])
+            summary["higher_is_better"] = HIGHER_IS_BETTER[name]
+            metrics[column] = summary
+    if "psnr" in metrics:
+        metrics["psnr"]["cap_db"] = s["psnr_cap"]
+        metrics["psnr"]["n_capped"] = sum(
+            1 for row in table if s["psnr_cap"] is not None and row["psnr"] >= s["psnr_cap"])
+    if "ms_ssim" in metrics:
+        metrics["ms_ssim"]["scales"] = sorted({row["ms_ssim_scales"] for row in table})
+        metrics["ms_ssim"]["normalize"] = s["ms_ssim_normalize"]
+    if extract is not None:
+        sources = _source_features(dataset_dir, {k[0] for k in keys}, extract) \
+            if "fid" in wanted else None
+        cat = {k: torch.cat(v) if v else None for k, v in feats.items()}
+        for name, value in _set_metrics(cat["test"], cat["ref"], sources, cat["test_logits"],
+                                        cat["ref_logits"], s, wanted,
+                                        extract.description).items():
+            value["higher_is_better"] = HIGHER_IS_BETTER[name.split("_")[0]]
+            metrics[name] = value
+
+    inputs = {"edits": folder_record(edits_dir, "edits"),
+              "reference_edits": folder_record(reference_dir, "reference_edits"),
+              "dataset": dataset_record, **upstream_records(test)}
+    models = {"editor": test["model"]}
+    if test.get("attack") and test["attack"].get("model"):
+        models["attack"] = test["attack"]["model"]
+    if test.get("upscaler"):
+        models["upscaler"] = test["upscaler"]
+    if scorer is not None:
+        models["clip"] = describe_model(clip)
+    params = {"evaluate": s, "edit": test["params"], "defence": test.get("defence")}
+    summary = {
+        "labels": {**labels_for(test), **(labels or {})},
+        "metrics": metrics,
+        "table": portable_path(Path(table_file)),
+        "provenance": provenance(inputs, models, params),
+    }
+    _write_table(Path(table_file), table, summary["provenance"])
+    Path(metrics_file).parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(metrics_file), summary)
+    return summary
+
+
+def _source_features(dataset_dir: Path, samples: set[str], extract: _Features) -> torch.Tensor:
+    """Features of the dataset's source images (``image``, or ``hr`` for sr) of ``samples``."""
+    kind = read_manifest(dataset_dir)["kind"]
+    column = "hr" if kind == "sr" else IMAGE_COLUMN[kind]
+    chunks, batch = [], []
+    for row in iter_rows(dataset_dir, columns=["id", column]):
+        if row["id"] in samples:
+            batch.append(row[column].convert("RGB"))
+        if len(batch) >= 16:
+            chunks.append(extract(extract.fid_module, batch))
+            batch = []
+    if batch:
+        chunks.append(extract(extract.fid_module, batch))
+    return torch.cat(chunks)
+
+
+def _write_table(path: Path, rows: list[dict], prov: dict) -> None:
+    """Per-sample values as parquet; the provenance block rides in the schema metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows)
+    table = table.replace_schema_metadata({PARQUET_KEY: json.dumps(prov, sort_keys=True)})
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,286 @@
+"""Provenance records, and ``trace``: walk a metrics or report file back to its source data.
+
+Every output of edit, defend, evaluate and report names each input it read by DVC's own hash
+(:func:`ldmdata.provenance.dvc_hash`, what dvc.lock records) plus the model ids and revisions,
+the params and the code version. :func:`trace` follows those records from a metrics or report
+file through the manifests (edits -> adversarial/defended set -> dataset -> source) and checks
+every link three ways: the hash recorded downstream, the files on disk (re-hashed, and a
+sharded set re-verified against its manifest) and dvc.lock's entry for the path.
+
+Paths are stored relative to the project root (the nearest folder holding ``dvc.yaml`` or
+``.dvc``) when they lie inside one, so a clone traces the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from ldmdata.dataset import read_manifest, verify
+from ldmdata.errors import LdmdataError
+from ldmdata.provenance import code_version, dvc_hash
+
+PARQUET_KEY = b"ldmdata.provenance"
+# The order a link's inputs are walked in (depth first), so the chain reads downstream-first.
+ROLE_ORDER = ["metrics", "edits", "defended", "adversarial", "clean", "reference_edits",
+              "dataset"]
+HTML_MARK = "ldmdata-provenance"
+
+
+# -- records ---------------------------------------------------------------------------------
+def project_root(path: Path) -> Path | None:
+    """The nearest folder at or above ``path`` that holds ``dvc.yaml`` or ``.dvc``."""
+    path = Path(path).resolve()
+    for folder in [path, *path.parents]:
+        if (folder / "dvc.yaml").is_file() or (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def portable_path(path: Path) -> str:
+    """``path`` relative to its project root when inside one, else absolute (POSIX form)."""
+    path = Path(path).resolve()
+    root = project_root(path.parent)
+    if root is not None:
+        return path.relative_to(root).as_posix()
+    return path.as_posix()
+
+
+def folder_record(folder: Path, role: str) -> dict:
+    """What a consumer records of a sharded set it read: path, kind, DVC hash, content hash."""
+    manifest = read_manifest(folder)
+    return {
+        "role": role,
+        "path": portable_path(folder),
+        "kind": manifest.get("kind"),
+        "dvc_hash": dvc_hash(folder),
+        "content_hash": manifest.get("content_hash"),
+        "n": manifest.get("n"),
+    }
+
+
+def file_record(path: Path, role: str) -> dict:
+    """What a consumer records of a single file it read (a metrics file)."""
+    return {"role": role, "path": portable_path(path), "kind": "file",
+            "dvc_hash": dvc_hash(path)}
+
+
+def provenance(inputs: dict[str, dict], models: dict[str, dict], params: dict) -> dict:
+    """The block every metrics and report file carries (dicts only, so DVC plots ignore it)."""
+    return {"inputs": inputs, "models": models, "params": params, "code": code_version()}
+
+
+def embed_html(prov: dict) -> str:
+    """The provenance block as an HTML/Markdown comment (``--`` escaped inside JSON strings)."""
+    text = json.dumps(prov, sort_keys=True).replace("--", "-\\u002d")
+    return f"<!-- {HTML_MARK} {text} -->"
+
+
+def read_provenance(path: Path) -> dict:
+    """The provenance block of a metrics JSON, a per-sample parquet or a report (md/html)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LdmdataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            meta = pq.read_schema(path).metadata or {}
+            found = json.loads(meta[PARQUET_KEY]) if PARQUET_KEY in meta else None
+        elif suffix in (".md", ".html", ".htm"):
+            text = path.read_text()
+            start = text.find(f"<!-- {HTML_MARK} ")
+            found = None
+            if start >= 0:
+                body = text[start + len(HTML_MARK) + 6:]
+                found = json.loads(body[: body.index(" -->")])
+        else:
+            found = json.loads(path.read_text()).get("provenance")
+    except (OSError, ValueError, AttributeError) as err:
+        raise LdmdataError(f"{path}: cannot read its provenance ({type(err).__name__})") from None
+    if not isinstance(found, dict) or "inputs" not in found:
+        raise LdmdataError(f"{path} carries no ldmdata provenance block")
+    return found
+
+
+# -- trace -------------------------------------------------------------------------------------
+@dataclass
+class Link:
+    """One file or folder of the chain and what is wrong with it (nothing, when ``ok``)."""
+
+    role: str
+    path: str
+    depth: int
+    kind: str = ""
+    disk_hash: str | None = None
+    lock_stages: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class TraceReport:
+    links: list[Link]
+    lock_file: Path | None
+
+    @property
+    def broken(self) -> Link | None:
+        """The first broken link, walking back from the traced file."""
+        return next((link for link in self.links if not link.ok), None)
+
+    def lines(self) -> list[str]:
+        out = []
+        for link in self.links:
+            status = "ok    " if link.ok else "BROKEN"
+            where = f"  [dvc.lock: {', '.join(link.lock_stages)}]" if link.lock_stages else ""
+            hashed = f"  md5 {link.disk_hash}" if link.disk_hash else ""
+            indent = "  " * link.depth + ("<- " if link.depth else "")
+            out.append(f"{status} {indent}{link.role} {link.path}{hashed}{where}")
+            if link.note:
+                out.append(f"       {'  ' * link.depth}   {link.note}")
+            for problem in link.problems:
+                out.append(f"       {'  ' * link.depth}   ! {problem}")
+        broken = self.broken
+        if broken is None:
+            lock = f"and {self.lock_file}" if self.lock_file else "(no dvc.lock found)"
+            out.append(f"chain intact: {len(self.links)} links match the files on disk {lock}")
+        else:
+            out.append(f"broken link: {broken.role} {broken.path}: {broken.problems[0]}")
+        return out
+
+
+class _Lock:
+    """dvc.lock's recorded md5 per path: as a stage output and as a stage dependency."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.outs: dict[str, list[tuple[str, str]]] = {}
+        self.deps: dict[str, list[tuple[str, str]]] = {}
+        if path is None or not path.is_file():
+            self.path = None
+            return
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise LdmdataError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        for stage, entry in (data.get("stages") or {}).items():
+            for key, target in (("outs", self.outs), ("deps", self.deps)):
+                for item in entry.get(key) or []:
+                    if "md5" in item:
+                        target.setdefault(item["path"].rstrip("/"), []).append(
+                            (stage, item["md5"]))
+
+
+def _resolve(recorded: str, root: Path | None) -> Path:
+    path = Path(recorded)
+    if path.is_absolute():
+        return path
+    if root is not None and (root / path).exists():
+        return root / path
+    return path.resolve()
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    path = path.resolve()
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return path.as_posix()
+
+
+def _children(path: Path, kind: str) -> tuple[list[dict], str]:
+    """The records a set's manifest (or a file's provenance) names, and a note for sources."""
+    if kind == "file":
+        return list(read_provenance(path)["inputs"].values()), ""
+    manifest = read_manifest(path)
+    if manifest.get("kind") == "edit":
+        return list(manifest["inputs"].values()), ""
+    if manifest.get("kind") == "attack":
+        given = manifest.get("input") or {}
+        return [{**given, "role": "dataset"}], ""
+    if manifest.get("kind") == "defended":
+        given = manifest.get("input") or {}
+        role = "adversarial" if given.get("kind") == "attack" else "dataset"
+        return [{**given, "role": role}], ""
+    source = manifest.get("source")
+    note = f"source: {json.dumps(source, sort_keys=True)}" if source else "source: not recorded"
+    return [], note
+
+
+def trace(target: Path, lock_file: Path | None = None) -> TraceReport:
+    """Check ``target`` (a metrics/report file or a set folder) and everything it came from."""
+    target = Path(target)
+    if not target.exists():
+        raise LdmdataError(f"{target}: no such file or folder")
+    root = project_root(target.parent if target.is_file() else target)
+    lock = _Lock(lock_file or (root / "dvc.lock" if root else None))
+    links: list[Link] = []
+    by_path: dict[Path, Link] = {}
+    stack: list[tuple[Path, str, int, str | None, str]] = [
+        (target.resolve(), "file" if target.is_file() else "set", 0, None, "")]
+    while stack:
+        path, role, depth, recorded, parent = stack.pop()
+        link = by_path.get(path)
+        if link is None:
+            link = Link(role, _relative(path, root), depth)
+            by_path[path] = link
+            links.append(link)
+            expand = _check(link, path, lock)
+        else:
+            expand = False
+        if recorded is not None and link.disk_hash is not None and recorded != link.disk_hash:
+            link.problems.append(
+                f"{parent} recorded DVC hash {recorded}, the files now hash to {link.disk_hash}")
+        if not expand:
+            continue
+        try:
+            children, link.note = _children(path, "file" if path.is_file() else "set")
+        except LdmdataError as err:
+            link.problems.append(str(err))
+            continue
+        children.sort(key=lambda r: ROLE_ORDER.index(r.get("role"))
+                      if r.get("role") in ROLE_ORDER else len(ROLE_ORDER))
+        for record in reversed(children):  # depth first, in ROLE_ORDER
+            if not record.get("path"):
+                link.problems.append(f"an input ({record.get('role')}) has no recorded path")
+                continue
+            stack.append((_resolve(record["path"], root).resolve(), record.get("role", "input"),
+                          depth + 1, record.get("dvc_hash"), f"{link.role} {link.path}"))
+    return TraceReport(links, lock.path)
+
+
+def _check(link: Link, path: Path, lock: _Lock) -> bool:
+    """Hash ``path``, verify a set against its manifest, compare with dvc.lock; expand it?"""
+    if not path.exists():
+        link.problems.append("missing on disk")
+        return False
+    link.disk_hash = dvc_hash(path)
+    if path.is_dir():
+        try:
+            link.kind = read_manifest(path).get("kind", "")
+            link.problems.extend(verify(path))
+        except LdmdataError as err:
+            link.problems.append(str(err))
+            return False
+        except Exception as err:  # a damaged set names itself, not a traceback
+            link.problems.append(f"cannot verify ({type(err).__name__})")
+    for stage, md5 in lock.outs.get(link.path, []):
+        link.lock_stages.append(stage)
+        if md5 != link.disk_hash:
+            link.problems.append(
+                f"dvc.lock (stage {stage}) records {md5} but the files hash to {link.disk_hash}: "
+                "dvc.lock is stale or the files were changed outside DVC"
+            )
+    for stage, md5 in lock.deps.get(link.path, []):
+        if md5 != link.disk_hash:
+            link.problems.append(
+                f"dvc.lock (stage {stage}) ran on version {md5} of this input, the files now "
+                f"hash to {link.disk_hash}: dvc.lock is stale (run dvc repro)"
+            )
+    return True
