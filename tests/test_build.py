@@ -277,3 +277,16 @@ def test_wordless_source_captions_fall_back_to_the_model(tmp_path, tiny_dir, pho
     with pytest.raises(LdmdataError, match="no source caption"):
         build("img2img", tmp_path / "src", tiny_dir, source=f"folder:{folder}", n=1,
               caption_from="source")
+
+
+def test_manifest_records_the_commit_a_hub_model_resolved_to(tiny_dir):
+    from ldmdata.build.steps import Models
+
+    models = Models({}, {"device": "cpu"})
+    models._loaded["clip"] = type("Loaded", (), {})()
+    models._loaded["clip"].model = type("M", (), {})()
+    models._loaded["clip"].model.config = type("C", (), {"_commit_hash": "abc123"})()
+    planned = [{"role": "clip", "id": "openai/clip-vit-base-patch16", "revision": "main"},
+               {"role": "captioner", "id": "x/y", "revision": "main"}]
+    assert models.records(planned) == [
+        {**planned[0], "resolved_revision": "abc123"}, planned[1]]

@@ -119,6 +119,7 @@ class Link:
     lock_stages: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     note: str = ""
+    recorded_by: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +162,7 @@ class _Lock:
 
     def __init__(self, path: Path | None):
         self.path = path
+        self._hashes: dict[str, str] = {}
         self.outs: dict[str, list[tuple[str, str]]] = {}
         self.deps: dict[str, list[tuple[str, str]]] = {}
         if path is None or not path.is_file():
@@ -176,6 +178,13 @@ class _Lock:
                     if "md5" in item:
                         target.setdefault(item["path"].rstrip("/"), []).append(
                             (stage, item["md5"]))
+
+    def hash_of(self, relative: str) -> str | None:
+        """DVC's hash of a path relative to the lock's folder (once per path)."""
+        if relative not in self._hashes:
+            path = self.path.parent / relative
+            self._hashes[relative] = dvc_hash(path) if path.exists() else None
+        return self._hashes[relative]
 
 
 def _resolve(recorded: str, root: Path | None) -> Path:
@@ -235,8 +244,9 @@ def trace(target: Path, lock_file: Path | None = None) -> TraceReport:
         else:
             expand = False
         if recorded is not None and link.disk_hash is not None and recorded != link.disk_hash:
-            link.problems.append(
-                f"{parent} recorded DVC hash {recorded}, the files now hash to {link.disk_hash}")
+            link.recorded_by.setdefault(recorded, [])
+            if parent not in link.recorded_by[recorded]:
+                link.recorded_by[recorded].append(parent)
         if not expand:
             continue
         try:
@@ -252,6 +262,10 @@ def trace(target: Path, lock_file: Path | None = None) -> TraceReport:
                 continue
             stack.append((_resolve(record["path"], root).resolve(), record.get("role", "input"),
                           depth + 1, record.get("dvc_hash"), f"{link.role} {link.path}"))
+    for link in links:
+        for recorded, parents in link.recorded_by.items():
+            link.problems.append(f"recorded as {recorded} by {'; '.join(parents)}, but the "
+                                 f"files now hash to {link.disk_hash}")
     return TraceReport(links, lock.path)
 
 
@@ -283,4 +297,25 @@ def _check(link: Link, path: Path, lock: _Lock) -> bool:
                 f"dvc.lock (stage {stage}) ran on version {md5} of this input, the files now "
                 f"hash to {link.disk_hash}: dvc.lock is stale (run dvc repro)"
             )
+    if not link.lock_stages:
+        _check_container(link, lock)
     return True
+
+
+def _check_container(link: Link, lock: _Lock) -> None:
+    """A path inside a stage's output folder: check that folder against dvc.lock."""
+    parts = link.path.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        parent = "/".join(parts[:cut])
+        if parent not in lock.outs:
+            continue
+        disk = lock.hash_of(parent)
+        for stage, md5 in lock.outs[parent]:
+            link.lock_stages.append(f"{stage} ({parent})")
+            if md5 != disk:
+                link.problems.append(
+                    f"dvc.lock (stage {stage}) records {md5} for {parent}, which holds this "
+                    f"path, but it hashes to {disk}: dvc.lock is stale or the files were "
+                    "changed outside DVC"
+                )
+        return

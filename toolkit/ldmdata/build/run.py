@@ -81,7 +81,8 @@ def build_dataset(
         "ldmdata": provenance.code_version()["ldmdata"],
     }
     torch.set_num_threads(settings["threads"])
-    builder = BUILDERS[task](settings, Models(refs, settings))
+    models = Models(refs, settings)
+    builder = BUILDERS[task](settings, models)
     n, seed = settings["n"], settings["seed"]
     with ShardedWriter(
         out_dir, kind=task, features=builder.features, config=config,
@@ -102,7 +103,7 @@ def build_dataset(
             "exhausted": exhausted,
             "seed": seed,
             "params": config["params"],
-            "models": model_records,
+            "models": models.records(model_records),
             "source": src.describe(),
             "code_version": provenance.code_version(),
         })

@@ -40,6 +40,17 @@ class Models:
             self._loaded[role] = factory(self.refs[role])
         return self._loaded[role]
 
+    def records(self, planned: list[dict]) -> list[dict]:
+        """``planned`` model records plus, for each loaded Hub model, the commit it resolved
+        to (``resolved_revision``), so a revision like "main" is still traceable."""
+        out = []
+        for record in planned:
+            loaded = self._loaded.get(record["role"])
+            config = getattr(getattr(loaded, "model", None), "config", None)
+            commit = getattr(config, "_commit_hash", None)
+            out.append({**record, **({"resolved_revision": commit} if commit else {})})
+        return out
+
     @property
     def device(self) -> str:
         return self.settings["device"]

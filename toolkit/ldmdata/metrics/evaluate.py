@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from ldmdata.metrics.features import (
     inception_modules,
 )
 from ldmdata.models.clip import ClipScorer
-from ldmdata.models.editors import describe_model, pick_device
+from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known
 from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
@@ -242,17 +243,17 @@ def _pair_metrics(tests: list[Image.Image], refs: list[Image.Image], s: dict) ->
 
 
 def _set_metrics(test_feats, ref_feats, source_feats, test_logits, ref_logits, s, wanted,
-                 description) -> dict:
+                 descriptions: dict) -> dict:
     """FID (edits vs sources) and IS of the edits and of the reference edits, with intervals."""
     out = {}
     seed = s["seed"]
     if "fid" in wanted:
         for name, feats in (("fid", test_feats), ("fid_reference", ref_feats)):
             out[name] = _fid_summary(feats, source_feats, s, derive_seed(seed, name),
-                                     description)
+                                     descriptions["fid"])
     if "is" in wanted:
         for name, logits in (("is", test_logits), ("is_reference", ref_logits)):
-            out[name] = _is_summary(logits, s, derive_seed(seed, name), description)
+            out[name] = _is_summary(logits, s, derive_seed(seed, name), descriptions["is"])
     return out
 
 
@@ -281,11 +282,16 @@ def _fid_summary(fake, real, s, seed, description) -> dict:
 
 
 def _inception_score(logits: torch.Tensor, splits: int, seed: int) -> float:
-    metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
-    metric.update(logits.double())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        mean, _ = metric.compute()
+    """torchmetrics' IS of precomputed logits; its split shuffle seeded with ``seed``."""
+    with warnings.catch_warnings():
+        # "saves all features in buffer" (they are ours already) and the split std's
+        # degrees-of-freedom warning for one split (the std is not reported).
+        warnings.simplefilter("ignore", UserWarning)
+        metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
+        metric.update(logits.double())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            mean, _ = metric.compute()
     return float(mean)
 
 
@@ -314,11 +320,13 @@ class _Features:
         if kind == "clip":
             self.fid_module = ClipImageFeatures(scorer).to(scorer.device)
             self.is_module = ClipZeroShotLogits(scorer).to(scorer.device)
-            self.description = (f"clip:{model_label(describe_model(scorer.ref))} image embeddings "
-                                "(FID); zero-shot logits over the 80 COCO classes (IS)")
+            name = model_label(describe_model(scorer.ref))
+            self.descriptions = {"fid": f"clip ({name}) image embeddings",
+                                 "is": f"clip ({name}) zero-shot logits, 80 COCO classes"}
         else:
             self.fid_module, self.is_module = inception_modules(weights)
-            self.description = "inception-v3 (torch-fidelity FID weights, 2048-d pool; logits)"
+            self.descriptions = {"fid": "inception-v3 (torch-fidelity weights) 2048-d pool",
+                                 "is": "inception-v3 (torch-fidelity weights) logits"}
 
     def __call__(self, module, images: list[Image.Image]) -> torch.Tensor:
         groups: dict[tuple, list[int]] = {}
@@ -343,8 +351,12 @@ def evaluate(
     settings: dict | None = None,
     labels: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scorer: ClipScorer | None = None,
 ) -> dict:
-    """Evaluate ``edits_dir`` against ``reference_dir``; write both files; return the summary."""
+    """Evaluate ``edits_dir`` against ``reference_dir``; write both files; return the summary.
+
+    ``scorer`` reuses a loaded :class:`ClipScorer` of ``clip`` (one per stage, not per set).
+    """
     s = evaluate_settings(settings)
     edits_dir, reference_dir, dataset_dir = Path(edits_dir), Path(reference_dir), Path(dataset_dir)
     test = _edit_manifest(edits_dir, "edits")
@@ -363,7 +375,9 @@ def evaluate(
     features = choose_features(s["features"], s["inception_weights"]) \
         if wanted & {"fid", "is"} else None
     need_clip = "clip_score" in wanted or features == "clip"
-    scorer = ClipScorer(clip, device=str(device)) if need_clip else None
+    if need_clip and scorer is None:
+        with quiet_loading():
+            scorer = ClipScorer(clip, device=str(device))
     extract = _Features(features, scorer, s["inception_weights"]) if features else None
 
     keys = [(r["sample_id"], r["prompt_index"]) for r in
@@ -432,7 +446,7 @@ def evaluate(
         cat = {k: torch.cat(v) if v else None for k, v in feats.items()}
         for name, value in _set_metrics(cat["test"], cat["ref"], sources, cat["test_logits"],
                                         cat["ref_logits"], s, wanted,
-                                        extract.description).items():
+                                        extract.descriptions).items():
             value["higher_is_better"] = HIGHER_IS_BETTER[name.split("_")[0]]
             metrics[name] = value
 

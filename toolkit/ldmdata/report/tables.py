@@ -35,6 +35,7 @@ class Evaluation:
     metrics: dict
     provenance: dict
     table: Path | None
+    file_record: dict = field(default_factory=dict)
 
     def value(self, metric: str) -> float | None:
         entry = self.metrics.get(metric) or {}
