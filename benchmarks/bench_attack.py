@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
 from ldmdata.attacks.forward import FeatureRecorder
 from ldmdata.attacks.methods import Objective, attack_loop, derive_seed, per_sample_mse
@@ -121,6 +122,13 @@ def interleaved(fns: list, device: torch.device, repeats: int) -> list[tuple]:
     return best
 
 
+def count_tflops(fn) -> float:
+    """TFLOPs of one ``fn()`` (matmuls and convolutions, forward and backward)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e12
+
+
 def load(task: str, args, device, dtype, tiny_dir: Path):
     if args.full_size:
         pipe = PIPELINES[task](**sd15_components(task)).to(device, dtype)
@@ -177,6 +185,8 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="time ours only")
     parser.add_argument("--repeats", type=int, default=1, help="report the fastest of N runs")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--count-flops", action="store_true",
+                        help="also count TFLOPs per sample (one extra untimed run each)")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--tiny-dir", type=Path, default=None)
     args = parser.parse_args()
@@ -225,6 +235,10 @@ def main() -> None:
                     line += (f" {ref_s / args.samples:>9.3f} {ref_s / ours_s:>6.2f} "
                              f"{np.mean(ours_first):>11.4g} {np.mean(ref_first):>11.4g}")
                     gib = (f" {ours_gib:>8.2f} {ref_gib:>7.2f}" if ours_gib is not None else "")
+                    if args.count_flops:
+                        ours_tf, ref_tf = (count_tflops(fn) / args.samples for fn in fns)
+                        gib += (f"  TFLOP/sample ours {ours_tf:.4g} ref {ref_tf:.4g} "
+                                f"ratio {ref_tf / ours_tf:.2f}")
                 else:
                     line += f" {'-':>9} {'-':>6} {np.mean(ours_first):>11.4g} {'-':>11}"
                     gib = f" {ours_gib:>8.2f}" if ours_gib is not None else ""

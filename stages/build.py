@@ -6,6 +6,8 @@ from pathlib import Path
 from ldmdata.build import build_dataset
 from ldmdata.params import load_params
 
+if len(sys.argv) != 4:
+    sys.exit("usage: python stages/build.py TASK OUT_DIR TINY_DIR")
 task, out_dir, tiny_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 params = load_params()
 models = dict(params["models"])

@@ -1,12 +1,19 @@
-"""Small adversarial sets in the attack stage's format, written directly for edit/eval tests."""
+"""Test data for edit/defend/evaluate/report/trace: small adversarial sets and edited sets.
+
+The adversarial sets are written directly in the attack stage's format (seeded noise, not a
+real attack), so these tests never depend on running the attack code.
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from attack_data import PROMPTS, make_dataset, scene
 from ldmdata.attacks.runner import FEATURES as ATTACK_FEATURES
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
 from ldmdata.images import encode_png
@@ -19,8 +26,6 @@ def make_attack_set(dataset: Path, out: Path, tiny_dir: Path, eps: float = 0.1,
                     prompts: list[int] | None = None, target: str = "vae.encoder") -> Path:
     """'Attack' every (image, prompt) of ``dataset`` with seeded uniform noise of size ``eps``."""
     rows = list(iter_rows(dataset, columns=["id", "source_id", "image", "prompts"]))
-
-
     manifest = read_manifest(dataset)
     role = "sd_inpaint" if manifest["kind"] == "inpaint" else "sd_img2img"
     model = describe_model(ModelRef(role, str(tiny_dir / role)))
@@ -52,3 +57,49 @@ def make_attack_set(dataset: Path, out: Path, tiny_dir: Path, eps: float = 0.1,
             "model": model,
         })
     return out
+
+
+@contextmanager
+def one_thread():
+    """Tiny models on a busy 2-core machine: one torch thread avoids OpenMP spin contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+FAST = {"num_inference_steps": 3}
+
+
+def make_world(root: Path, tiny_dir: Path, task: str = "img2img", n: int = 3) -> dict:
+    """A dataset, an adversarial set, and the clean and adversarial edits (3 steps, CPU)."""
+    from ldmdata.edit import EditOptions, edit
+
+    world = {"dataset": make_dataset(root / "dataset", task, n=n, size=64, n_prompts=2)}
+    world["adversarial"] = make_attack_set(world["dataset"], root / "adversarial", tiny_dir)
+    options = EditOptions(batch_size=4, device="cpu")
+    edit(world["dataset"], root / "clean_edits", overrides=FAST, tiny_dir=tiny_dir,
+         options=options)
+    edit(world["dataset"], root / "adv_edits", images_dir=world["adversarial"], overrides=FAST,
+         tiny_dir=tiny_dir, options=options)
+    world.update(clean_edits=root / "clean_edits", adv_edits=root / "adv_edits")
+    return world
+
+
+def make_sr_dataset(folder: Path, n: int = 2, size: int = 64) -> Path:
+    """An sr dataset in the builder's schema: ``hr`` (size) and ``lr`` (size / 4), prompts."""
+    from ldmdata.build.sr import FEATURES as SR_FEATURES
+
+    with ShardedWriter(folder, kind="sr", features=SR_FEATURES, config={"test": "sr"}) as writer:
+        for i in range(n):
+            hr, _, _ = scene(i, size)
+            writer.add({
+                "id": f"s{i}", "source_id": f"synthetic:{i}", "hr": encode_png(hr),
+                "lr": encode_png(hr.resize((size // 4, size // 4), Image.Resampling.BICUBIC)),
+                "scale": 4, "degradation": '{"kind": "bicubic"}', "caption": "a scene",
+                "captions": ["a scene"], "prompts": PROMPTS[:2], "prompt_clip_scores": [0.3, 0.3],
+            }, cursor=i + 1)
+        writer.finish(n, {"task": "sr"})
+    return folder

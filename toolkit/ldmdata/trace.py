@@ -41,21 +41,25 @@ def project_root(path: Path) -> Path | None:
     return None
 
 
-def portable_path(path: Path) -> str:
-    """``path`` relative to its project root when inside one, else absolute (POSIX form)."""
+def portable_path(path: Path, near: Path | None = None) -> str:
+    """``path`` relative to its project root, else absolute (POSIX form).
+
+    ``near`` is where the record is written: a path in another project (or in none) than
+    ``near`` is stored absolute, so it resolves from the record's side.
+    """
     path = Path(path).resolve()
     root = project_root(path.parent)
-    if root is not None:
+    if root is not None and (near is None or project_root(Path(near).resolve()) == root):
         return path.relative_to(root).as_posix()
     return path.as_posix()
 
 
-def folder_record(folder: Path, role: str) -> dict:
+def folder_record(folder: Path, role: str, near: Path | None = None) -> dict:
     """What a consumer records of a sharded set it read: path, kind, DVC hash, content hash."""
     manifest = read_manifest(folder)
     return {
         "role": role,
-        "path": portable_path(folder),
+        "path": portable_path(folder, near),
         "kind": manifest.get("kind"),
         "dvc_hash": dvc_hash(folder),
         "content_hash": manifest.get("content_hash"),
@@ -63,9 +67,9 @@ def folder_record(folder: Path, role: str) -> dict:
     }
 
 
-def file_record(path: Path, role: str) -> dict:
+def file_record(path: Path, role: str, near: Path | None = None) -> dict:
     """What a consumer records of a single file it read (a metrics file)."""
-    return {"role": role, "path": portable_path(path), "kind": "file",
+    return {"role": role, "path": portable_path(path, near), "kind": "file",
             "dvc_hash": dvc_hash(path)}
 
 
@@ -227,6 +231,10 @@ def trace(target: Path, lock_file: Path | None = None) -> TraceReport:
     target = Path(target)
     if not target.exists():
         raise LdmdataError(f"{target}: no such file or folder")
+    if target.is_file():  # not an ldmdata metrics or report file: a user error, not a link
+        read_provenance(target)
+    else:
+        read_manifest(target)
     root = project_root(target.parent if target.is_file() else target)
     lock = _Lock(lock_file or (root / "dvc.lock" if root else None))
     links: list[Link] = []
@@ -260,7 +268,8 @@ def trace(target: Path, lock_file: Path | None = None) -> TraceReport:
             if not record.get("path"):
                 link.problems.append(f"an input ({record.get('role')}) has no recorded path")
                 continue
-            stack.append((_resolve(record["path"], root).resolve(), record.get("role", "input"),
+            near = project_root(path if path.is_dir() else path.parent)
+            stack.append((_resolve(record["path"], near).resolve(), record.get("role", "input"),
                           depth + 1, record.get("dvc_hash"), f"{link.role} {link.path}"))
     for link in links:
         for recorded, parents in link.recorded_by.items():

@@ -17,16 +17,6 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def quiet_libraries() -> None:
-    """Our own progress bars replace the per-file ones of transformers and huggingface_hub."""
-    import huggingface_hub.utils
-    import transformers.utils.logging
-
-    transformers.utils.logging.disable_progress_bar()
-    huggingface_hub.utils.disable_progress_bars()
-
-
 app.add_typer(build.app, name="build")
 app.add_typer(models.app, name="models")
 app.command("verify")(verify_command)

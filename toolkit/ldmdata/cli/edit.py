@@ -78,15 +78,25 @@ def edit_command(
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, shard_size=shard_size,
         overwrite=overwrite,
     )
-    columns = (TextColumn("edit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("edit", total=None)
+    bar = Progress(TextColumn("edit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=True)
+    job = bar.add_task("edit", total=None)
+
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # the first batch is done: every check has passed
+            bar.start()
+        bar.update(job, completed=done, total=total)
+
+    try:
         manifest = edit(
             dataset_dir, out, images_dir=images, editor=editor, preset=preset,
             overrides=overrides, defence=defence, profile=profile, models_params=models_params,
             tiny_dir=tiny_dir, model=model, revision=revision, options=options,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=progress,
         )
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     console.print(
         f"{out}: {manifest['n']} edits ({manifest['editor']}, {manifest['input_kind']} input), "
         f"content_hash {manifest['content_hash']}",

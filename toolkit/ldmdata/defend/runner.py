@@ -74,7 +74,7 @@ def defend_dataset(
     """Apply ``defence`` to every image of ``input_dir``; returns the output manifest."""
     options = options or DefendOptions()
     options.check()
-    images = open_input(Path(input_dir), "input")
+    images = open_input(Path(input_dir), "input", near=Path(out_dir))
     if images.kind == "defended":
         raise LdmdataError(f"{input_dir} is already defended; defend the set it came from")
     if defence.needs_upscaler and upscaler is None:

@@ -61,12 +61,15 @@ class InputSet:
             yield out
 
 
-def open_input(folder: Path, role: str = "images") -> InputSet:
-    """Read ``folder``'s manifest and classify it; LdmdataError for anything else."""
+def open_input(folder: Path, role: str = "images", near: Path | None = None) -> InputSet:
+    """Read ``folder``'s manifest and classify it; LdmdataError for anything else.
+
+    ``near``: where its record will be written (see :func:`ldmdata.trace.portable_path`).
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     kind = manifest.get("kind")
-    record = folder_record(folder, role)
+    record = folder_record(folder, role, near)
     if kind in TASKS:
         return InputSet(folder, manifest, "clean", "clean", kind, record, None)
     if kind == ATTACK:

@@ -293,8 +293,8 @@ def edit_dataset(
     """
     options = options or EditOptions()
     options.check()
-    dataset = open_input(Path(dataset_dir), "dataset")
-    images = open_input(Path(images_dir), "images") if images_dir else dataset
+    dataset = open_input(Path(dataset_dir), "dataset", near=Path(out_dir))
+    images = open_input(Path(images_dir), "images", near=Path(out_dir)) if images_dir else dataset
     check_same_dataset(images, dataset)
     task = dataset.task
     if images.task != task:

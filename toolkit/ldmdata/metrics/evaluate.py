@@ -362,7 +362,7 @@ def evaluate(
     test = _edit_manifest(edits_dir, "edits")
     reference = _edit_manifest(reference_dir, "reference edits")
     check_comparable(test, reference)
-    dataset_record = folder_record(dataset_dir, "dataset")
+    dataset_record = folder_record(dataset_dir, "dataset", near=Path(metrics_file))
     for name, manifest in (("edits", test), ("reference edits", reference)):
         recorded = manifest["inputs"]["dataset"]["dvc_hash"]
         if recorded != dataset_record["dvc_hash"]:
@@ -450,8 +450,9 @@ def evaluate(
             value["higher_is_better"] = HIGHER_IS_BETTER[name.split("_")[0]]
             metrics[name] = value
 
-    inputs = {"edits": folder_record(edits_dir, "edits"),
-              "reference_edits": folder_record(reference_dir, "reference_edits"),
+    near = Path(metrics_file)
+    inputs = {"edits": folder_record(edits_dir, "edits", near),
+              "reference_edits": folder_record(reference_dir, "reference_edits", near),
               "dataset": dataset_record, **upstream_records(test)}
     models = {"editor": test["model"]}
     if test.get("attack") and test["attack"].get("model"):
@@ -464,7 +465,7 @@ def evaluate(
     summary = {
         "labels": {**labels_for(test), **(labels or {})},
         "metrics": metrics,
-        "table": portable_path(Path(table_file)),
+        "table": portable_path(Path(table_file), near),
         "provenance": provenance(inputs, models, params),
     }
     _write_table(Path(table_file), table, summary["provenance"])

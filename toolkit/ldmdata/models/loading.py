@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from diffusers.utils import logging as diffusers_logging
 from huggingface_hub import HfApi, constants, try_to_load_from_cache
+from transformers.utils import logging as transformers_logging
 
 from ldmdata.errors import LdmdataError
 from ldmdata.models.refs import ModelRef
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No diffusers/transformers loading bars while loading (they would break our output)."""
+    states = [(lib, lib.is_progress_bar_enabled())
+              for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in states:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in states:
+            if enabled:
+                lib.enable_progress_bar()
 
 
 def is_local(model_id: str) -> bool:
@@ -109,6 +128,7 @@ def load_pretrained(
     if ref.revision:
         kwargs["revision"] = ref.revision
     try:
-        return cls.from_pretrained(source, **kwargs)
+        with quiet_loading():
+            return cls.from_pretrained(source, **kwargs)
     except Exception as exc:  # any failure to load is the user's to fix: one line
         raise load_error(ref, _short(exc)) from exc

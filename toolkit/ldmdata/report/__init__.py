@@ -62,7 +62,7 @@ def report(metrics_dir: Path, out_dir: Path, settings: dict | None = None) -> di
     evals = load_evaluations(Path(metrics_dir))
     metrics = s["metrics"]
     for e in evals:
-        e.file_record = file_record(e.path, "metrics")
+        e.file_record = file_record(e.path, "metrics", near=out_dir)
     inputs = {e.file_record["path"]: e.file_record for e in evals}
     models = {}
     for e in evals:

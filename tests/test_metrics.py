@@ -1,0 +1,179 @@
+"""Metrics against known cases, the evaluate summary, its provenance, and bad params."""
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from attack_data import scene
+from eval_data import FAST, make_world, one_thread
+from ldmdata.cli.evaluate import evaluate_command
+from ldmdata.edit import EditOptions, edit
+from ldmdata.errors import LdmdataError
+from ldmdata.metrics import bootstrap_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
+from ldmdata.metrics.evaluate import _fid
+from ldmdata.metrics.features import ClipImageFeatures, as_uint8, choose_features
+from ldmdata.metrics.functional import ms_ssim_betas
+from ldmdata.models.clip import ClipScorer
+from ldmdata.models.refs import ModelRef
+from ldmdata.provenance import dvc_hash
+from ldmdata.trace import PARQUET_KEY
+
+app = typer.Typer(pretty_exceptions_enable=False)
+app.command()(evaluate_command)
+runner = CliRunner()
+QUICK = {"device": "cpu", "bootstrap": 200, "set_bootstrap": 10}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _threads():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_dir):
+    return make_world(tmp_path_factory.mktemp("metrics_world"), tiny_dir)
+
+
+def clip_ref(tiny_dir):
+    return ModelRef("clip", str(tiny_dir / "clip"))
+
+
+def batch(n=3, size=64, shift=0):
+    images = [scene(i, size)[0] for i in range(n)]
+    x = as_uint8(images).float() / 255
+    return torch.roll(x, shifts=shift, dims=-1) if shift else x
+
+
+def test_an_image_against_itself_and_against_a_shifted_copy():
+    x = batch()
+    assert psnr(x, x).tolist() == [100.0] * 3
+    assert all(math.isinf(v) for v in psnr(x, x, cap=None).tolist())
+    assert ssim(x, x).tolist() == pytest.approx([1.0] * 3)
+    assert ms_ssim(x, x).tolist() == pytest.approx([1.0] * 3)
+    shifted = batch(shift=3)
+    assert all(v < 40 for v in psnr(shifted, x).tolist())
+    assert all(v < 0.99 for v in ssim(shifted, x).tolist())
+    assert all(v < 0.99 for v in ms_ssim(shifted, x).tolist())
+    more = batch(shift=9)
+    assert (psnr(more, x) < psnr(shifted, x)).all() and (ssim(more, x) < ssim(shifted, x)).all()
+
+
+def test_ms_ssim_uses_the_scales_the_image_size_allows():
+    assert ms_ssim_betas(256, 256) == (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+    small = ms_ssim_betas(64, 64)
+    assert len(small) == 3 and sum(small) == pytest.approx(1.0)
+    assert small[1] / small[0] == pytest.approx(0.2856 / 0.0448)
+    with pytest.raises(ValueError, match="too small"):
+        ms_ssim_betas(8, 8)
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    values = np.random.default_rng(0).normal(5, 1, 50).tolist() + [float("nan")]
+    one, two = bootstrap_mean(values, 500, seed=1), bootstrap_mean(values, 500, seed=1)
+    assert one == two and one["n"] == 50 and one["n_dropped"] == 1
+    assert one["ci_low"] < one["mean"] < one["ci_high"]
+    assert bootstrap_mean(values, 500, seed=2)["ci_low"] != one["ci_low"]
+    assert bootstrap_mean([], 10, 0)["mean"] is None
+
+
+def test_clip_feature_fid_of_a_set_against_itself_is_zero(tiny_dir):
+    extractor = ClipImageFeatures(ClipScorer(clip_ref(tiny_dir)))
+    feats = extractor(as_uint8([scene(i, 64)[0] for i in range(6)])).double()
+    assert feats.shape == (6, extractor.num_features)
+    assert abs(_fid(feats, feats)) < 1e-6
+    others = extractor(as_uint8([scene(i, 64)[0].rotate(90) for i in range(10, 16)])).double()
+    assert _fid(others, feats) > 1e-3
+
+
+def test_evaluate_writes_summary_table_and_provenance(world, tmp_path, tiny_dir):
+    summary = evaluate(world["adv_edits"], world["clean_edits"], world["dataset"],
+                       tmp_path / "m.json", tmp_path / "t.parquet", clip_ref(tiny_dir), QUICK)
+    m = summary["metrics"]
+    assert set(m) == {"psnr", "ssim", "ms_ssim", "clip_score", "clip_score_reference", "fid",
+                      "fid_reference", "is", "is_reference"}
+    assert m["psnr"]["n"] == 6 and m["psnr"]["cap_db"] == 100.0 and m["psnr"]["mean"] < 100
+    assert m["ssim"]["ci_low"] <= m["ssim"]["mean"] <= m["ssim"]["ci_high"] < 1
+    assert m["ms_ssim"]["scales"] == [3] and m["ms_ssim"]["higher_is_better"] is True
+    assert m["fid"]["features"].startswith("clip (tiny:clip)") and m["fid"]["n_sources"] == 3
+    assert m["fid"]["higher_is_better"] is False and m["fid"]["value"] > 0
+    assert "zero-shot" in m["is"]["features"] and m["is"]["splits"] == 1
+    assert summary["labels"]["attack_target"] == "vae.encoder"
+    prov = summary["provenance"]
+    assert prov["inputs"]["edits"]["dvc_hash"] == dvc_hash(world["adv_edits"])
+    assert prov["inputs"]["reference_edits"]["dvc_hash"] == dvc_hash(world["clean_edits"])
+    assert prov["inputs"]["dataset"]["dvc_hash"] == dvc_hash(world["dataset"])
+    assert prov["inputs"]["adversarial"]["dvc_hash"] == dvc_hash(world["adversarial"])
+    assert set(prov["models"]) == {"editor", "attack", "clip"}
+    assert prov["params"]["evaluate"]["bootstrap"] == 200 and "ldmdata" in prov["code"]
+    assert json.loads((tmp_path / "m.json").read_text()) == json.loads(json.dumps(summary))
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert json.loads(table.schema.metadata[PARQUET_KEY]) == json.loads(json.dumps(prov))
+    rows = table.to_pylist()
+    assert len(rows) == 6 and rows[0]["id"] == "s0-a0-p0" and rows[0]["reference_id"] == "s0-p0"
+    again = evaluate(world["adv_edits"], world["clean_edits"], world["dataset"],
+                     tmp_path / "m2.json", tmp_path / "t2.parquet", clip_ref(tiny_dir), QUICK)
+    assert again["metrics"] == summary["metrics"]
+
+
+def test_edits_against_themselves_score_perfectly(world, tmp_path, tiny_dir):
+    summary = evaluate(world["clean_edits"], world["clean_edits"], world["dataset"],
+                       tmp_path / "m.json", tmp_path / "t.parquet", clip_ref(tiny_dir),
+                       {**QUICK, "metrics": ["psnr", "ssim", "ms_ssim", "fid"]})
+    m = summary["metrics"]
+    assert m["psnr"]["mean"] == 100.0 and m["psnr"]["n_capped"] == 6
+    assert m["ssim"]["mean"] == pytest.approx(1.0) and m["ms_ssim"]["mean"] == pytest.approx(1.0)
+    assert m["fid"]["value"] == pytest.approx(m["fid_reference"]["value"])
+    assert "clip_score" not in m and "is" not in m
+
+
+def test_the_reference_must_match_the_edit_settings(world, tmp_path, tiny_dir):
+    edit(world["dataset"], tmp_path / "seed1", overrides={**FAST, "seed": 1},
+         tiny_dir=tiny_dir, options=EditOptions(device="cpu"))
+    with pytest.raises(LdmdataError, match="reference edits were made with another params"):
+        evaluate(world["adv_edits"], tmp_path / "seed1", world["dataset"], tmp_path / "m.json",
+                 tmp_path / "t.parquet", clip_ref(tiny_dir), QUICK)
+    edit(world["dataset"], tmp_path / "p0", overrides=FAST, tiny_dir=tiny_dir,
+         options=EditOptions(prompts=[0], device="cpu"))
+    with pytest.raises(LdmdataError, match="3 edit.s. have no reference edit"):
+        evaluate(world["adv_edits"], tmp_path / "p0", world["dataset"], tmp_path / "m.json",
+                 tmp_path / "t.parquet", clip_ref(tiny_dir), QUICK)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"metrics": ["psnr", "lpips"]}, "unknown lpips"),
+    ({"psnr_cap": -1}, "psnr_cap must be a positive number"),
+    ({"ssim_kernel": 4}, "ssim_kernel must be an odd integer"),
+    ({"confidence": 1.5}, r"confidence must be in \(0, 1\)"),
+    ({"features": "dino"}, "unknown features 'dino'"),
+    ({"features": "inception"}, "features inception asked for, but"),
+    ({"bootstraps": 3}, "unknown key"),
+])
+def test_bad_evaluate_params_are_one_line_errors(given, message):
+    with pytest.raises(LdmdataError, match=message):
+        evaluate_settings(given)
+
+
+def test_auto_features_fall_back_to_clip_offline():
+    assert choose_features("auto", None) == "clip"
+    assert choose_features("auto", "/no/such/weights.pth") == "clip"
+
+
+def test_cli_evaluates_and_bad_options_exit_2(world, tmp_path, tiny_dir):
+    base = [str(world["adv_edits"]), "--reference", str(world["clean_edits"]), "--dataset",
+            str(world["dataset"]), "--tiny-dir", str(tiny_dir), "--device", "cpu"]
+    ok = runner.invoke(app, [*base, "--out", str(tmp_path / "m.json"), "--metrics",
+                             "psnr,ssim", "--bootstrap", "50"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith(f"{tmp_path / 'm.json'}: psnr ")
+    assert (tmp_path / "m.parquet").exists()
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "x.json"), "--metrics", "psnr,foo"])
+    assert bad.exit_code == 2
+    assert bad.output.strip().startswith("error: evaluate metrics: unknown foo")
+    assert len(bad.output.strip().splitlines()) == 1
