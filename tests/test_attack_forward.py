@@ -54,7 +54,7 @@ def _pipeline_output(pipe, image, kwargs, settings: EditSettings, prompt: str, s
 )
 def test_forward_reproduces_the_pipeline(pipes, task, strength, eta):
     pipe = pipes[task]
-    settings = EditSettings(num_inference_steps=6, strength=strength, eta=eta)
+    settings = EditSettings(num_inference_steps=4, strength=strength, eta=eta)
     image, kwargs, x, repaint = _inputs(3, task)
     expected = _pipeline_output(pipe, image, kwargs, settings, PROMPTS[0], seed=9209)
     forward = EditForward(pipe, task, settings)
@@ -67,7 +67,7 @@ def test_forward_reproduces_the_pipeline(pipes, task, strength, eta):
 
 def test_a_batch_equals_its_samples_run_one_by_one(pipes):
     pipe = pipes["inpaint"]
-    forward = EditForward(pipe, "inpaint", EditSettings(num_inference_steps=4, strength=1.0))
+    forward = EditForward(pipe, "inpaint", EditSettings(num_inference_steps=3, strength=1.0))
     samples = [_inputs(seed, "inpaint") for seed in (1, 2)]
     x = torch.cat([s[2] for s in samples])
     repaint = torch.cat([s[3] for s in samples])
@@ -92,7 +92,7 @@ def _calls(module: torch.nn.Module, counter: list) -> torch.utils.hooks.Removabl
 )
 def test_forward_stops_after_the_last_call_of_the_target(pipes, target, unet_runs, decoder_runs):
     pipe = pipes["img2img"]
-    forward = EditForward(pipe, "img2img", EditSettings(num_inference_steps=5, strength=0.6))
+    forward = EditForward(pipe, "img2img", EditSettings(num_inference_steps=4, strength=0.75))
     _, module = resolve_target(pipe, target)
     stop = plan_stop(forward, module, target)
     unet_calls, decoder_calls = [], []

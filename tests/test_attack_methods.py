@@ -13,7 +13,7 @@ from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 
-FAST = {"iterations": 4, "num_inference_steps": 3}
+FAST = {"iterations": 3, "num_inference_steps": 2}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_clean_reference_is_per_sample(pipes):
 
 
 def test_photoguard_encoder_pulls_the_latent_to_the_target_inside_the_kept_region(pipes):
-    params = resolve_params("photoguard-encoder", "inpaint", overrides={"iterations": 6})
+    params = resolve_params("photoguard-encoder", "inpaint", overrides={"iterations": 4})
     assert params.mask_aware and params.target_image == "gray" and params.eps == 0.06
     attacker = Attacker(pipes["inpaint"], "inpaint", params)
     x, repaint = _images(5), _repaint(5)
@@ -97,7 +97,7 @@ def test_photoguard_encoder_pulls_the_latent_to_the_target_inside_the_kept_regio
 def test_photoguard_diffusion_respects_its_l2_budget(pipes):
     params = resolve_params(
         "photoguard-diffusion", "img2img",
-        overrides={"iterations": 2, "grad_reps": 2, "num_inference_steps": 2, "eps": 1.0},
+        overrides={"iterations": 1, "grad_reps": 2, "num_inference_steps": 2, "eps": 1.0},
     )
     assert params.norm == "l2" and not params.maximize
     attacker = Attacker(pipes["img2img"], "img2img", params)
@@ -105,7 +105,7 @@ def test_photoguard_diffusion_respects_its_l2_budget(pipes):
     out = attacker.attack(x, PROMPTS[:1], ["s6:0"])
     delta = (_adversarial(out) - x).flatten()
     assert 0.5 < delta.norm() <= params.eps + 1e-9
-    assert np.isfinite(out["loss"][0]) and len(out["trace"][0]) == 2
+    assert np.isfinite(out["loss"][0]) and len(out["trace"][0]) == 1
 
 
 def test_quantize_rounds_inside_the_ball():

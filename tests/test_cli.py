@@ -24,7 +24,8 @@ def cli(*args):
 @pytest.mark.parametrize(
     "command",
     [[], ["build"], ["build", "inpaint"], ["build", "img2img"], ["build", "sr"], ["models"],
-     ["models", "tiny"], ["verify"], ["publish"]],
+     ["models", "tiny"], ["verify"], ["publish"], ["attack"], ["defend"], ["edit"],
+     ["evaluate"], ["trace"], ["report"]],
 )
 def test_every_command_has_help(command):
     result = cli(*command, "--help")

@@ -47,7 +47,7 @@ def clip_ref(tiny_dir):
 
 def batch(n=3, size=64, shift=0):
     images = [scene(i, size)[0] for i in range(n)]
-    x = as_uint8(images).float() / 255
+    x = as_uint8(images).double() / 255
     return torch.roll(x, shifts=shift, dims=-1) if shift else x
 
 
@@ -154,6 +154,7 @@ def test_the_reference_must_match_the_edit_settings(world, tmp_path, tiny_dir):
     ({"features": "dino"}, "unknown features 'dino'"),
     ({"features": "inception"}, "features inception asked for, but"),
     ({"bootstraps": 3}, "unknown key"),
+    ({"precision": "half"}, "precision must be float64 or float32"),
 ])
 def test_bad_evaluate_params_are_one_line_errors(given, message):
     with pytest.raises(LdmdataError, match=message):

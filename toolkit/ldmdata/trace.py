@@ -13,6 +13,8 @@ Paths are stored relative to the project root (the nearest folder holding ``dvc.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +78,21 @@ def file_record(path: Path, role: str, near: Path | None = None) -> dict:
 def provenance(inputs: dict[str, dict], models: dict[str, dict], params: dict) -> dict:
     """The block every metrics and report file carries (dicts only, so DVC plots ignore it)."""
     return {"inputs": inputs, "models": models, "params": params, "code": code_version()}
+
+
+def source_fingerprint(modules: tuple[str, ...]) -> str:
+    """sha256 over the source files of ``modules`` (packages or modules), for resume checks."""
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise LdmdataError(f"cannot find the source of {name}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for path in files:
+            digest.update(f"{name}:{path.relative_to(origin.parent).as_posix()}".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def embed_html(prov: dict) -> str:

@@ -121,7 +121,9 @@ class EditForward:
         self.vae, self.unet = pipe.vae, pipe.unet
         self.device, self.dtype = self.unet.device, self.unet.dtype
         self.scaling = self.vae.config.scaling_factor
-        self.cfg = settings.guidance_scale > 1 and self.unet.config.time_cond_proj_dim is None
+        self.cfg = settings.guidance_scale > 1
+        if self.unet.config.time_cond_proj_dim is not None:
+            raise LdmdataError("guidance-embedding UNets (time_cond_proj_dim) are not supported")
         expected = 9 if task == "inpaint" else 4
         if self.unet.config.in_channels != expected:
             raise LdmdataError(

@@ -75,7 +75,8 @@ def _run(task: str, out: Path, options: dict, source: str | None, profile: str |
             tiny_dir=tiny_dir, overwrite=overwrite, on_progress=progress,
         )
     finally:
-        bar.stop()
+        if bar.live.is_started:
+            bar.stop()
     if manifest.get("exhausted"):
         console.print(
             f"source ran out: built {manifest['n']} of {manifest['n_requested']} requested rows"

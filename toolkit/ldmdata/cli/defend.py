@@ -36,6 +36,8 @@ def defend_command(
     device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
     dtype: Annotated[str, Opt("--dtype", help="float32 | float16 | bfloat16")] = "float32",
     shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
+    threads: Annotated[int | None, Opt(
+        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling) to every image of a set."""
@@ -43,7 +45,7 @@ def defend_command(
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})
     options = DefendOptions(limit=limit, batch_size=batch_size, device=device, dtype=dtype,
-                            shard_size=shard_size, overwrite=overwrite)
+                            shard_size=shard_size, threads=threads, overwrite=overwrite)
     manifest = defend(input_dir, out, defence, profile=profile, models_params=models_params,
                       tiny_dir=tiny_dir, model=model, revision=revision, options=options)
     console.print(f"{out}: {manifest['n']} images defended with {manifest['defence']['label']}, "

@@ -62,6 +62,8 @@ def edit_command(
     device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
     dtype: Annotated[str, Opt("--dtype", help="float32 | float16 | bfloat16")] = "float32",
     shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
+    threads: Annotated[int | None, Opt(
+        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Edit a clean, adversarial or defended set with a Stable Diffusion pipeline."""
@@ -76,7 +78,7 @@ def edit_command(
     options = EditOptions(
         prompts=parse_prompts(prompts), prompt_index=parse_prompt_index(prompt_index),
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, shard_size=shard_size,
-        overwrite=overwrite,
+        threads=threads, overwrite=overwrite,
     )
     bar = Progress(TextColumn("edit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err_console, transient=True)

@@ -47,6 +47,11 @@ def evaluate_command(
     params_file: Annotated[Path, Opt("--params", help="params.yaml (profile real).")
     ] = Path("params.yaml"),
     device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    precision: Annotated[str, Opt(
+        "--precision", help="PSNR/SSIM/MS-SSIM in float64 (exact) or float32 (fast on CPU).")
+    ] = "float64",
+    threads: Annotated[int | None, Opt(
+        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
 ) -> None:
     """PSNR, SSIM, MS-SSIM vs the clean edits, CLIP score, FID and IS, with provenance."""
     if clip_model:
@@ -60,7 +65,8 @@ def evaluate_command(
         "metrics": [m.strip() for m in metrics.split(",") if m.strip()],
         "features": features, "inception_weights": inception_weights,
         "psnr_cap": psnr_cap or None, "bootstrap": bootstrap, "set_bootstrap": set_bootstrap,
-        "seed": seed, "batch_size": batch_size, "device": device,
+        "seed": seed, "batch_size": batch_size, "device": device, "precision": precision,
+        "threads": threads,
     }
     table = table or out.with_suffix(".parquet")
     summary = evaluate(edits_dir, reference, dataset, out, table, clip, settings)

@@ -27,6 +27,10 @@ from ldmdata.models.editors import (
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known
 from ldmdata.provenance import code_version
+from ldmdata.trace import source_fingerprint
+
+# The code that decides a defence's pixels: a set made by other code is redone, not resumed.
+CODE = ("ldmdata.defend", "ldmdata.models.editors")
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),  # the input row's id
@@ -46,10 +50,13 @@ class DefendOptions:
     device: str = "auto"
     dtype: str = "float32"
     shard_size: int = 1000
+    threads: int | None = None  # torch CPU threads (noisy_upscale); None leaves torch's choice
     overwrite: bool = False
     replace_stale: bool = False
 
     def check(self) -> None:
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
         for name in ("batch_size", "shard_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -89,6 +96,8 @@ def defend_dataset(
         "limit": options.limit,
         "batch_size": options.batch_size if defence.needs_upscaler else None,
         "dtype": options.dtype if defence.needs_upscaler else None,
+        "threads": options.threads if defence.needs_upscaler else None,
+        "code": source_fingerprint(CODE),
     }
     overwrite = options.overwrite or (
         options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
@@ -98,6 +107,8 @@ def defend_dataset(
                        shard_size=options.shard_size, overwrite=overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)
         pipe = load_pipeline(upscaler, "upscale", device, dtype) if defence.needs_upscaler else None
         defender = Defender(defence, pipe)
         stream = images.rows(decode=True)
@@ -183,6 +194,7 @@ STAGE_DEFAULTS: dict = {
     "device": "auto",
     "dtype": "float32",
     "shard_size": 1000,
+    "threads": 1,
 }
 
 
@@ -194,6 +206,7 @@ def defend_from_params(input_dir: Path, out_dir: Path, params: dict,
     profile = models.pop("profile", "tiny")
     options = DefendOptions(limit=section["limit"], batch_size=section["batch_size"],
                             device=section["device"], dtype=section["dtype"],
-                            shard_size=section["shard_size"], replace_stale=True)
+                            shard_size=section["shard_size"], threads=section["threads"],
+                            replace_stale=True)
     return defend(input_dir, out_dir, section["defence"], profile=profile, models_params=models,
                   tiny_dir=tiny_dir, options=options)

@@ -42,6 +42,7 @@ STAGE_DEFAULTS: dict = {
     "device": "auto",
     "dtype": "float32",
     "shard_size": 1000,
+    "threads": 1,
     "runs": {},
 }
 RUN_DEFAULTS: dict = {
@@ -135,7 +136,7 @@ def edit_from_params(
         options = EditOptions(
             prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
             batch_size=section["batch_size"], device=section["device"], dtype=section["dtype"],
-            shard_size=section["shard_size"], replace_stale=True,
+            shard_size=section["shard_size"], threads=section["threads"], replace_stale=True,
         )
         edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
                      images, defence, upscaler, options)

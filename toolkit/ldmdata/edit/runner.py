@@ -41,8 +41,11 @@ from ldmdata.models.editors import (
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import code_version
+from ldmdata.trace import source_fingerprint
 
 KIND = "edit"
+# The code that decides an edit's pixels: a set made by other code is redone, not resumed.
+CODE = ("ldmdata.edit", "ldmdata.defend", "ldmdata.models.editors")
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -65,7 +68,8 @@ class EditOptions:
     ``prompts``: ``all`` or the prompt indices to edit (for adversarial inputs: the attacked
     prompts to keep). ``prompt_index``: ``same`` edits with the attacked prompt (clean inputs:
     every selected prompt); an integer edits every input with that prompt (prompt transfer).
-    ``limit``: the first N samples of the input.
+    ``limit``: the first N samples of the input. ``threads``: torch CPU threads (None: leave
+    torch's choice; 1 avoids OpenMP spin contention with tiny models on a busy 2-core machine).
     """
 
     prompts: str | list[int] = "all"
@@ -75,11 +79,14 @@ class EditOptions:
     device: str = "auto"
     dtype: str = "float32"
     shard_size: int = 1000
+    threads: int | None = None
     overwrite: bool = False
     replace_stale: bool = False
     extra_config: dict = field(default_factory=dict)
 
     def check(self) -> None:
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise LdmdataError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if not _is_int(self.shard_size) or self.shard_size < 1:
@@ -326,6 +333,8 @@ def edit_dataset(
         "batch_size": options.batch_size,
         "dtype": options.dtype,
         "device_type": device.type,
+        "threads": options.threads,  # CPU float reductions depend on it
+        "code": source_fingerprint(CODE),
         **options.extra_config,
     }
     overwrite = options.overwrite or (
@@ -337,6 +346,8 @@ def edit_dataset(
                        shard_size=options.shard_size, overwrite=overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)
         pipe = load_pipeline(model, editor, device, dtype)
         defender = None
         if defence is not None:

@@ -44,6 +44,7 @@ from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known
 from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
 
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 METRICS = ("psnr", "ssim", "ms_ssim", "clip_score", "fid", "is")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "clip_score": True,
                     "fid": False, "is": True}
@@ -64,6 +65,8 @@ DEFAULTS: dict = {
     "is_splits": 10,
     "batch_size": 16,
     "device": "auto",
+    "precision": "float64",      # of PSNR/SSIM/MS-SSIM: float64 (SSIM of x vs x is 1) | float32
+    "threads": None,             # torch CPU threads; None leaves torch's choice
 }
 
 
@@ -97,6 +100,10 @@ def evaluate_settings(given: dict | None = None) -> dict:
          f"is_splits must be an integer >= 1, got {s['is_splits']!r}"),
         (_int(s["batch_size"]) and s["batch_size"] >= 1,
          f"batch_size must be an integer >= 1, got {s['batch_size']!r}"),
+        (s["precision"] in PRECISIONS,
+         f"precision must be float64 or float32, got {s['precision']!r}"),
+        (s["threads"] is None or _int(s["threads"]) and s["threads"] >= 1,
+         f"threads must be an integer >= 1 or null, got {s['threads']!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -208,12 +215,14 @@ class _Reference:
         return ref_id, Image.open(io.BytesIO(data)).convert("RGB")
 
 
-def _to_float(images: list[Image.Image]) -> torch.Tensor:
-    return as_uint8(images).float() / 255
-
-
-def _pair_metrics(tests: list[Image.Image], refs: list[Image.Image], s: dict) -> dict:
+def _pair_metrics(tests: list[Image.Image], refs: list[Image.Image], s: dict,
+                  device: torch.device) -> dict:
     """The wanted PSNR / SSIM / MS-SSIM of each (edit, reference) pair, batched per size."""
+    dtype = PRECISIONS[s["precision"]]
+
+    def tensor(images: list[Image.Image]) -> torch.Tensor:
+        return as_uint8(images).to(device=device, dtype=dtype) / 255
+
     wanted = [m for m in ("psnr", "ssim", "ms_ssim") if m in s["metrics"]]
     values = {name: [0.0] * len(tests) for name in wanted}
     if "ms_ssim" in wanted:
@@ -224,8 +233,8 @@ def _pair_metrics(tests: list[Image.Image], refs: list[Image.Image], s: dict) ->
             raise LdmdataError(f"an edit is {a.size} but its reference edit is {b.size}")
         groups.setdefault(a.size, []).append(i)
     for (width, height), members in groups.items():
-        x = _to_float([tests[i] for i in members])
-        y = _to_float([refs[i] for i in members])
+        x = tensor([tests[i] for i in members])
+        y = tensor([refs[i] for i in members])
         results = {}
         if "psnr" in wanted:
             results["psnr"] = MF.psnr(x, y, s["psnr_cap"]).tolist()
@@ -372,6 +381,8 @@ def evaluate(
             )
     wanted = set(s["metrics"])
     device = pick_device(s["device"])
+    if s["threads"] is not None:
+        torch.set_num_threads(s["threads"])
     features = choose_features(s["features"], s["inception_weights"]) \
         if wanted & {"fid", "is"} else None
     need_clip = "clip_score" in wanted or features == "clip"
@@ -394,7 +405,7 @@ def evaluate(
         tests = [r["image"] for r in batch]
         pairs = [ref.get((r["sample_id"], r["prompt_index"])) for r in batch]
         refs = [image for _, image in pairs]
-        values = _pair_metrics(tests, refs, s)
+        values = _pair_metrics(tests, refs, s, device)
         if "clip_score" in wanted:
             prompts = [[r["prompt"]] for r in batch]
             values["clip_score"] = [v[0] for v in scorer.image_text_scores(tests, prompts)]

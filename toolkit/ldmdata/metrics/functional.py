@@ -1,7 +1,8 @@
 """Per-pair image metrics (torchmetrics' functional core) and seeded bootstrap intervals.
 
-Images are ``B x 3 x H x W`` float tensors in [0, 1] (data range 1.0, as the study), computed
-in float64 so that an image scores SSIM 1 against itself (float32 leaves ~1e-4 of rounding).
+Images are ``B x 3 x H x W`` float tensors in [0, 1] (data range 1.0, as the study). Give
+float64 for SSIM 1 of an image against itself: float32 leaves ~1e-4 of rounding in torchmetrics'
+variance terms (but float64 convolutions are ~10x slower on a CPU).
 
 - PSNR of identical images is infinite; :func:`psnr` caps it at ``cap`` dB (default 100 dB,
   reached when the MSE is below 1e-10: identical images, or 8-bit images that differ by one
@@ -30,7 +31,7 @@ DEFAULT_PSNR_CAP = 100.0
 def psnr(preds: torch.Tensor, target: torch.Tensor, cap: float | None = DEFAULT_PSNR_CAP
          ) -> torch.Tensor:
     """PSNR per image in dB, at most ``cap`` (``None``: identical images give ``inf``)."""
-    values = peak_signal_noise_ratio(preds.double(), target.double(), data_range=1.0,
+    values = peak_signal_noise_ratio(preds, target, data_range=1.0,
                                      reduction="none",
                                      dim=(1, 2, 3))
     return values if cap is None else values.clamp(max=cap)
@@ -40,7 +41,7 @@ def ssim(preds: torch.Tensor, target: torch.Tensor, kernel_size: int = 11, sigma
          ) -> torch.Tensor:
     """SSIM per image (Gaussian window)."""
     return structural_similarity_index_measure(
-        preds.double(), target.double(), data_range=1.0, kernel_size=kernel_size, sigma=sigma,
+        preds, target, data_range=1.0, kernel_size=kernel_size, sigma=sigma,
         reduction="none",
     )
 
@@ -61,7 +62,7 @@ def ms_ssim(preds: torch.Tensor, target: torch.Tensor, kernel_size: int = 11,
     """MS-SSIM per image, with :func:`ms_ssim_betas` for the image size."""
     betas = ms_ssim_betas(preds.shape[-2], preds.shape[-1], kernel_size)
     return multiscale_structural_similarity_index_measure(
-        preds.double(), target.double(), data_range=1.0, kernel_size=kernel_size, sigma=sigma,
+        preds, target, data_range=1.0, kernel_size=kernel_size, sigma=sigma,
         betas=betas, normalize=normalize, reduction="none",
     )
 

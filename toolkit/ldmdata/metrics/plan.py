@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from ldmdata.edit.plan import PLAN
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics.evaluate import evaluate, evaluate_settings
@@ -36,6 +38,8 @@ def evaluate_from_params(
     plans = sorted(Path(edits_root).glob(f"*/{PLAN}"))
     if not plans:
         raise LdmdataError(f"no edit plans under {edits_root} (run the edit stage first)")
+    if settings["threads"] is not None:
+        torch.set_num_threads(settings["threads"])
     clip = resolve("clip", profile, models, tiny_dir)
     if profile == "tiny":
         ensure_tiny_models(Path(clip.id).parent, ["clip"])

@@ -7,13 +7,9 @@ tiny set's) with safetensors only and no safety checker, through the same code f
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import diffusers.utils.logging as diffusers_logging
 import torch
-import transformers.utils.logging as transformers_logging
 from diffusers import (
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
@@ -22,7 +18,7 @@ from diffusers import (
 )
 
 from ldmdata.errors import LdmdataError
-from ldmdata.models.loading import is_local, load_pretrained
+from ldmdata.models.loading import is_local, load_pretrained, quiet_loading
 from ldmdata.models.refs import ModelRef, resolve
 from ldmdata.models.tiny import ensure_tiny_models
 
@@ -35,6 +31,8 @@ PIPELINES = {
 # The model role (params.yaml ``models`` section, tiny set folder) of each editing kind.
 ROLES = {"img2img": "sd_img2img", "inpaint": "sd_inpaint", "upscale": "sd_upscale",
          "ip2p": "sd_ip2p"}
+__all__ = ["PIPELINES", "ROLES", "describe_model", "editor_ref", "load_pipeline", "pick_device",
+           "pick_dtype", "quiet_loading"]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -59,21 +57,6 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-@contextmanager
-def quiet_loading() -> Iterator[None]:
-    """No diffusers/transformers loading bars (they would break one-line CLI output)."""
-    states = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging,
-                                                               transformers_logging)]
-    for lib, _ in states:
-        lib.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for lib, enabled in states:
-            if enabled:
-                lib.enable_progress_bar()
-
-
 def load_pipeline(
     ref: ModelRef, kind: str, device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -81,11 +64,10 @@ def load_pipeline(
     """The diffusers pipeline of ``kind`` for ``ref``, in eval mode, on ``device``."""
     if kind not in PIPELINES:
         raise LdmdataError(f"unknown editor kind {kind!r}; choose one of: {', '.join(PIPELINES)}")
-    with quiet_loading():
-        pipe = load_pretrained(
-            PIPELINES[kind], ref, config_name="model_index.json", safety_checker=None,
-            requires_safety_checker=False, dtype=dtype,
-        )
+    pipe = load_pretrained(
+        PIPELINES[kind], ref, config_name="model_index.json", safety_checker=None,
+        requires_safety_checker=False, dtype=dtype,
+    )
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     for name in ("unet", "vae", "text_encoder"):
