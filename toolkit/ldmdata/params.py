@@ -31,3 +31,13 @@ def merge_known(defaults: dict, given: dict, where: str) -> dict:
             f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
         )
     return {**defaults, **given}
+
+
+def parse_prompts(text: str) -> str | list[int]:
+    """``all`` or comma-separated prompt indices (``0,2``)."""
+    if text.strip() == "all":
+        return "all"
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise LdmdataError(f"--prompts takes 'all' or indices like 0,2; got {text!r}") from None

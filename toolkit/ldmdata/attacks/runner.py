@@ -44,7 +44,7 @@ from ldmdata.models.editors import (
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
-from ldmdata.params import merge_known
+from ldmdata.params import merge_known, parse_prompts
 from ldmdata.provenance import code_version, dvc_hash
 
 KIND = "attack"
@@ -93,16 +93,6 @@ class RunOptions:
             raise LdmdataError(
                 f"prompts must be 'all' or a list of indices >= 0, got {self.prompts!r}"
             )
-
-
-def parse_prompts(text: str) -> str | list[int]:
-    """``all`` or comma-separated prompt indices (``0,2``)."""
-    if text.strip() == "all":
-        return "all"
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise LdmdataError(f"--prompts takes 'all' or indices like 0,2; got {text!r}") from None
 
 
 def check_dataset(folder: Path) -> dict:

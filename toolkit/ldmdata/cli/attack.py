@@ -9,11 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ldmdata.attacks.params import METHODS, PRESETS
-from ldmdata.attacks.runner import RunOptions, attack, parse_prompts
+from ldmdata.attacks.runner import RunOptions, attack
 from ldmdata.attacks.targets import describe_targets
 from ldmdata.cli.common import console, err_console, user_errors
 from ldmdata.errors import LdmdataError
-from ldmdata.params import load_params
+from ldmdata.params import load_params, parse_prompts
 
 Opt = typer.Option
 

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ldmdata.cli.common import console, err_console, user_errors
 from ldmdata.edit.params import EDITORS, PRESETS
-from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index, parse_prompts
-from ldmdata.params import load_params
+from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
+from ldmdata.params import load_params, parse_prompts
 
 Opt = typer.Option
 

@@ -24,10 +24,10 @@ from ldmdata.dataset.writer import write_json_atomic
 from ldmdata.defend.methods import parse_defence
 from ldmdata.edit.inputs import open_input
 from ldmdata.edit.params import OVERRIDABLE, check_editor, default_editor, resolve_edit_params
-from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index, parse_prompts
+from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import editor_ref
-from ldmdata.params import merge_known
+from ldmdata.params import merge_known, parse_prompts
 
 PLAN = "plan.json"
 DEFAULT_RUN = "default"

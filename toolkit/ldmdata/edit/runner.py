@@ -111,16 +111,6 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_prompts(text: str) -> str | list[int]:
-    """``all`` or comma-separated prompt indices (``0,2``)."""
-    if text.strip() == "all":
-        return "all"
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise LdmdataError(f"--prompts takes 'all' or indices like 0,2; got {text!r}") from None
-
-
 def parse_prompt_index(text: str | int) -> str | int:
     if isinstance(text, int) or text == "same":
         return text
