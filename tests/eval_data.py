@@ -47,7 +47,7 @@ def make_attack_set(dataset: Path, out: Path, tiny_dir: Path, eps: float = 0.1,
                     "source_id": row["source_id"], "prompt_index": k, "prompt": prompt,
                     "image": encode_png(image), "linf": float(np.abs(delta).max()),
                     "l2": float(np.linalg.norm(delta)), "loss": 0.0, "loss_first": 0.0,
-                    "loss_trace": [0.0], "iterations": 1,
+                    "loss_trace": [0.0], "iterations": 1, "seconds": 0.0,
                 }, cursor=n)
         writer.finish(n, {
             "task": manifest["kind"],

@@ -55,6 +55,9 @@ def test_cli_writes_the_adversarial_dataset_with_provenance(datasets_dir, tmp_pa
         assert row["image"].mode == "RGB" and row["image"].size == (64, 64)
         assert 0 < row["linf"] <= 0.1 and row["l2"] > 0 and row["iterations"] == 2
         assert len(row["loss_trace"]) == 2 and row["loss_first"] == row["loss_trace"][0]
+        assert row["seconds"] > 0
+    assert manifest["unhashed_columns"] == ["seconds"]  # timings never change content_hash
+    assert manifest["timing"]["seconds_total"] == pytest.approx(sum(r["seconds"] for r in rows))
 
 
 def test_same_seed_same_hash_and_an_interrupted_run_resumes(datasets_dir, tmp_path, tiny_dir):
@@ -76,6 +79,8 @@ def test_same_seed_same_hash_and_an_interrupted_run_resumes(datasets_dir, tmp_pa
                      progress=lambda done, total: seen.append(done), **kwargs)
     assert seen == [4]  # only the second shard's batch ran again
     assert resumed["content_hash"] == first["content_hash"]
+    seconds = [r["seconds"] for r in iter_rows(tmp_path / "b", columns=["seconds"])]
+    assert len(seconds) == 4 and resumed["timing"]["seconds_total"] == pytest.approx(sum(seconds))
     other = attack(datasets_dir / "img2img", tmp_path / "c",
                    options=RunOptions(batch_size=2, shard_size=2),
                    **{**kwargs, "overrides": {"iterations": 2, "seed": 1}})
@@ -91,6 +96,7 @@ def test_same_seed_same_hash_and_an_interrupted_run_resumes(datasets_dir, tmp_pa
         (["--target", "vae.encoder", "--prompts", "one"], "--prompts"),
         (["--target", "vae.encoder", "--method", "photoguard-encoder"], "--target-image"),
         (["--target", "vae.encoder", "--preset", "fast"], "unknown preset"),
+        (["--target", "vae.encoder", "--threads", "0"], "threads must be an integer >= 1"),
         (["--target", "vae.encoder", "--dtype", "float16", "--device", "cpu"], "needs a GPU"),
         (["--target", "vae.encoder", "--model", "stable-diffusion-v1-5/stable-diffusion-v1-5",
           "--revision", "0123abc"], "not in the local Hugging Face cache"),

@@ -146,3 +146,24 @@ def test_datasets_loads_the_folder_with_image_features(tmp_path):
         row = ds[3]
         assert row["image"].size == (16, 12) and row["mask"].mode == "L"
         assert row["prompts"] == ["p3", "q"]
+
+
+def test_unhashed_columns_stay_out_of_the_content_hash(tmp_path):
+    features = Features({**FEATURES, "seconds": Value("float64")})
+
+    def timed(folder, seconds):
+        with ShardedWriter(folder, kind="toy", features=features, config={"a": 1},
+                           shard_size=10, unhashed=("seconds",)) as writer:
+            for i in range(12):
+                writer.add({**make_row(i), "seconds": seconds * (i + 1)}, i + 1)
+            return writer.finish(12, {})
+
+    fast, slow = timed(tmp_path / "fast", 0.5), timed(tmp_path / "slow", 9.0)
+    assert fast["unhashed_columns"] == ["seconds"]
+    assert fast["content_hash"] == slow["content_hash"]
+    assert fast["shards"][0]["sha256"] != slow["shards"][0]["sha256"]  # the bytes differ
+    assert verify(tmp_path / "slow") == []
+    assert [r["seconds"] for r in iter_rows(tmp_path / "slow", columns=["seconds"])][:2] == [9, 18]
+    # without the seconds the rows are the plain rows; any hashed column still counts
+    assert write(tmp_path / "plain", n=12)["content_hash"] == fast["content_hash"]
+    assert write(tmp_path / "more", n=13)["content_hash"] != fast["content_hash"]

@@ -1,5 +1,7 @@
-"""The pipeline under DVC in a temp git repo: repro, no-op repro, per-stage params, hashes."""
+"""The pipeline under DVC in a temp git repo: build -> attack -> edit -> evaluate -> report,
+no-op repro, per-stage params, hashes, metrics, plots, experiments and trace."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -35,6 +37,17 @@ def project(tmp_path_factory):
     params = yaml.safe_load((root / "params.yaml").read_text())
     for task in ("inpaint", "img2img", "sr"):
         params[f"build_{task}"].update(n=6, size=64, shard_size=4)
+    # the default pipeline, smaller: two bim targets and one PhotoGuard attack per task
+    params["attack"].update(targets=["vae.encoder", "unet.cross_attn"],
+                            photoguard=["photoguard-encoder"],
+                            bim={"iterations": 2, "num_inference_steps": 2},
+                            **{"photoguard-encoder": {"iterations": 3}})
+    params["edit"].update(num_inference_steps=2, runs={
+        "ip2p": {"editor": "ip2p", "attacks": ["vae.encoder"]},
+        "prompt1": {"prompt_index": 1, "attacks": ["vae.encoder"]},
+        "jpeg75": {"defence": "jpeg:quality=75", "attacks": ["vae.encoder"]},
+    })
+    params["evaluate"].update(bootstrap=200, set_bootstrap=10)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(root, "git", "init", "-q")
     run(root, "git", "config", "user.email", "t@example.com")
@@ -45,23 +58,71 @@ def project(tmp_path_factory):
     return root
 
 
-def test_repro_then_nothing_to_do_then_only_sr(project):
+STAGES = ["models_tiny", "build_inpaint", "build_img2img", "build_sr"] + [
+    f"{kind}@{task}-{name}" for task in ("img2img", "inpaint")
+    for kind, name in (("attack", "vae.encoder"), ("attack", "unet.cross_attn"),
+                       ("photoguard", "photoguard-encoder"))
+] + ["edit@img2img", "edit@inpaint", "evaluate", "report"]
+
+
+def test_repro_runs_the_whole_pipeline_then_nothing(project):
     first = run(project, "dvc", "repro")
-    for stage in ("models_tiny", "build_inpaint", "build_img2img", "build_sr"):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in first
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    for task in ("inpaint", "img2img", "sr"):
-        out = lock["stages"][f"build_{task}"]["outs"][0]
+    assert sorted(lock["stages"]) == sorted(STAGES)
+    for stage in STAGES[1:-3]:  # builds, attacks, edits: the lock's hash is the files' hash
+        out = lock["stages"][stage]["outs"][0]
         assert out["md5"] == dvc_hash(project / out["path"])
+    attack = json.loads(
+        (project / "data/attacks/inpaint/unet.cross_attn/manifest.json").read_text())
+    assert attack["input"]["dvc_hash"] == lock["stages"]["build_inpaint"]["outs"][0]["md5"]
+    assert attack["n"] == 2 and attack["attack"]["params"]["iterations"] == 2
 
     second = run(project, "dvc", "repro")
     assert "Running stage" not in second
 
+
+def test_metrics_plots_report_and_trace(project):
+    shown = json.loads(run(project, "dvc", "metrics", "show", "--json"))
+    files = next(iter(shown.values()))["data"]
+    summary = files["data/metrics/img2img/default/vae.encoder.json"]["data"]
+    assert 0 < summary["metrics"]["ssim"]["mean"] <= 1
+    assert summary["metrics"]["ssim"]["ci_low"] <= summary["metrics"]["ssim"]["ci_high"]
+    assert summary["provenance"]["inputs"]["adversarial"]["path"].endswith(
+        "data/attacks/img2img/vae.encoder")
+    assert "data/metrics/inpaint/jpeg75/vae.encoder.json" in files
+
+    run(project, "dvc", "plots", "show", "-o", "plots_html")
+    page = (project / "plots_html" / "index.html").read_text()
+    for plot in ("ssim", "psnr", "clip_score", "fid"):
+        assert f'"{plot}"' in page
+    assert "img2img/vae.encoder" in page
+
+    report = (project / "reports/report.md").read_text()
+    for row in ("vae.encoder", "unet.cross_attn", "photoguard-encoder", "jpeg(quality=75)"):
+        assert row in report
+    assert "Model transfer" in report and "Prompt transfer" in report
+
+    traced = run(project, "ldmdata", "trace", "data/metrics/inpaint/default/unet.cross_attn.json")
+    assert "attack@inpaint-unet.cross_attn" in traced and "build_inpaint" in traced
+
+
+def test_an_evaluate_param_reruns_only_evaluate_and_report(project):
+    out = run(project, "dvc", "exp", "run", "-S", "evaluate.bootstrap=300")
+    ran = {stage for stage in STAGES if f"Running stage '{stage}'" in out}
+    assert ran == {"evaluate", "report"}
+    summary = json.loads(
+        (project / "data/metrics/img2img/default/vae.encoder.json").read_text())
+    assert summary["provenance"]["params"]["evaluate"]["bootstrap"] == 300
+
+
+def test_an_sr_param_reruns_only_build_sr(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["build_sr"]["degradation"] = "bicubic"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     third = run(project, "dvc", "repro")
     assert "Running stage 'build_sr'" in third
-    for stage in ("models_tiny", "build_inpaint", "build_img2img"):
-        assert f"Running stage '{stage}'" not in third
+    for stage in STAGES:
+        assert stage == "build_sr" or f"Running stage '{stage}'" not in third
     run(project, "ldmdata", "verify", "data/datasets/sr")

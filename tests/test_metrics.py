@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import typer
+from torchmetrics.image.fid import FrechetInceptionDistance
 from typer.testing import CliRunner
 
 from attack_data import scene
@@ -16,8 +17,8 @@ from ldmdata.cli.evaluate import evaluate_command
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import bootstrap_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
-from ldmdata.metrics.evaluate import _fid
-from ldmdata.metrics.features import ClipImageFeatures, as_uint8, choose_features
+from ldmdata.metrics.evaluation import _fid
+from ldmdata.metrics.features import ClipImageFeatures, Precomputed, as_uint8, choose_features
 from ldmdata.metrics.functional import ms_ssim_betas
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.refs import ModelRef
@@ -87,9 +88,15 @@ def test_clip_feature_fid_of_a_set_against_itself_is_zero(tiny_dir):
     extractor = ClipImageFeatures(ClipScorer(clip_ref(tiny_dir)))
     feats = extractor(as_uint8([scene(i, 64)[0] for i in range(6)])).double()
     assert feats.shape == (6, extractor.num_features)
-    assert abs(_fid(feats, feats)) < 1e-6
+    metric = FrechetInceptionDistance(feature=Precomputed(feats.shape[1]))
+    assert abs(_fid(metric, feats, feats)) < 1e-6
     others = extractor(as_uint8([scene(i, 64)[0].rotate(90) for i in range(10, 16)])).double()
-    assert _fid(others, feats) > 1e-3
+    shifted = _fid(metric, others, feats)
+    assert shifted > 1e-3
+    # the metric is reused across bootstrap draws: a reset leaves nothing of the last one
+    assert abs(_fid(metric, feats, feats)) < 1e-6
+    assert _fid(FrechetInceptionDistance(feature=Precomputed(feats.shape[1])), others,
+                feats) == shifted
 
 
 def test_evaluate_writes_summary_table_and_provenance(world, tmp_path, tiny_dir):
@@ -178,3 +185,41 @@ def test_cli_evaluates_and_bad_options_exit_2(world, tmp_path, tiny_dir):
     assert bad.exit_code == 2
     assert bad.output.strip().startswith("error: evaluate metrics: unknown foo")
     assert len(bad.output.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory):
+    """A random-init Inception-v3 saved in torch-fidelity's weights format (the real weights
+    are a download): the Inception path then runs exactly as with the real file."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = tmp_path_factory.mktemp("inception") / "weights.pth"
+    torch.save({}, path)
+    load = FeatureExtractorInceptionV3.load_state_dict
+    FeatureExtractorInceptionV3.load_state_dict = lambda self, state, strict=True: None
+    try:
+        torch.manual_seed(0)
+        model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                            feature_extractor_weights_path=str(path))
+    finally:
+        FeatureExtractorInceptionV3.load_state_dict = load
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_inception_features_when_the_weights_are_on_disk(world, tmp_path, tiny_dir,
+                                                         inception_weights):
+    assert choose_features("auto", str(inception_weights)) == "inception"
+    settings = {**QUICK, "metrics": ["fid", "is"], "features": "auto",
+                "inception_weights": str(inception_weights)}
+    summary = evaluate(world["adv_edits"], world["clean_edits"], world["dataset"],
+                       tmp_path / "m.json", tmp_path / "t.parquet", clip_ref(tiny_dir), settings)
+    m = summary["metrics"]
+    assert m["fid"]["features"] == "inception-v3 (torch-fidelity weights) 2048-d pool"
+    assert m["is"]["features"] == "inception-v3 (torch-fidelity weights) logits"
+    assert math.isfinite(m["fid"]["value"]) and m["fid"]["value"] > 0
+    assert m["fid"]["ci_low"] <= m["fid"]["ci_high"] and m["is"]["value"] >= 1
+    same = evaluate(world["clean_edits"], world["clean_edits"], world["dataset"],
+                    tmp_path / "s.json", tmp_path / "s.parquet", clip_ref(tiny_dir), settings)
+    assert same["metrics"]["fid"]["value"] == pytest.approx(
+        same["metrics"]["fid_reference"]["value"])

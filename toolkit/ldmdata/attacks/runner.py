@@ -17,6 +17,7 @@ from pathlib import Path
 import datasets
 import diffusers
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
@@ -49,7 +50,6 @@ from ldmdata.provenance import code_version, dvc_hash
 
 KIND = "attack"
 TASKS = ("img2img", "inpaint")
-TIMINGS = "timings.jsonl"
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -64,7 +64,9 @@ FEATURES = datasets.Features({
     "loss_first": datasets.Value("float64"),
     "loss_trace": datasets.Sequence(datasets.Value("float64")),
     "iterations": datasets.Value("int32"),
+    "seconds": datasets.Value("float64"),  # wall-clock per pair; not part of content_hash
 })
+UNHASHED = ("seconds",)
 
 
 @dataclass
@@ -78,10 +80,15 @@ class RunOptions:
     dtype: str = "float32"
     gradient_checkpointing: bool = False
     shard_size: int = 1000
+    threads: int | None = None  # torch CPU threads; None leaves torch's choice
     overwrite: bool = False
     replace_stale: bool = False  # replace an output made with other settings, resume the same
 
     def check(self) -> None:
+        if self.threads is not None and (
+            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
+        ):
+            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
         if self.batch_size < 1:
             raise LdmdataError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
@@ -220,6 +227,7 @@ def manifest_config(params: AttackParams, task: str, input_hash: str, model: dic
         "batch_size": options.batch_size,
         "dtype": options.dtype,
         "device_type": device.type,
+        "threads": options.threads,  # CPU float reductions depend on it
     }
 
 
@@ -245,6 +253,8 @@ def attack_dataset(
     dtype = pick_dtype(options.dtype, device)
     input_hash = dvc_hash(dataset_dir)
     model_record = describe_model(model)
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
     pipe = load_pipeline(model, task, device, dtype)
     if options.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
@@ -260,28 +270,24 @@ def attack_dataset(
         options.replace_stale and _stored_config(out_dir) not in (None, _normalized(config))
     )
     with ShardedWriter(out_dir, kind=KIND, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=overwrite) as writer:
+                       shard_size=options.shard_size, overwrite=overwrite,
+                       unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        timings = open(out_dir / TIMINGS, "a")
-        try:
-            start = writer.cursor
-            for begin, end in batches(pairs, start, options.batch_size, options.shard_size,
-                                       lambda r: sizes[r]):
-                t0 = time.perf_counter()
-                chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
-                out = _attack_chunk(attacker, chunk, task)
-                seconds = (time.perf_counter() - t0) / len(chunk)
-                for i, (row, k) in enumerate(chunk):
-                    record = _output_row(row, k, out, i, params.iterations)
-                    timings.write(json.dumps({"id": record["id"], "seconds": seconds}) + "\n")
-                    if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
-                        raise RuntimeError("a shard closed inside a batch")
-                timings.flush()
-                if progress is not None:
-                    progress(end, len(pairs))
-        finally:
-            timings.close()
+        seconds_done = _committed_seconds(out_dir)
+        for begin, end in batches(pairs, writer.cursor, options.batch_size, options.shard_size,
+                                   lambda r: sizes[r]):
+            t0 = time.perf_counter()
+            chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
+            out = _attack_chunk(attacker, chunk, task)
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for i, (row, k) in enumerate(chunk):
+                record = _output_row(row, k, out, i, params.iterations, seconds)
+                seconds_done.append(seconds)
+                if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
+                    raise RuntimeError("a shard closed inside a batch")
+            if progress is not None:
+                progress(end, len(pairs))
         extra = {
             "task": task,
             "attack": {
@@ -310,7 +316,7 @@ def attack_dataset(
                 "diffusers": diffusers.__version__,
             },
             "code": code_version(),
-            "timing": _timing_summary(out_dir / TIMINGS),
+            "timing": _timing_summary(seconds_done),
         }
         return writer.finish(len(pairs), extra)
 
@@ -352,7 +358,7 @@ def _attack_chunk(attacker: Attacker, chunk: list[tuple[dict, int]], task: str) 
     return attacker.attack(x, prompts, keys, repaint)
 
 
-def _output_row(row: dict, k: int, out: dict, i: int, iterations: int) -> dict:
+def _output_row(row: dict, k: int, out: dict, i: int, iterations: int, seconds: float) -> dict:
     trace = out["trace"][i]
     return {
         "id": f"{row['id']}-p{k}",
@@ -367,22 +373,21 @@ def _output_row(row: dict, k: int, out: dict, i: int, iterations: int) -> dict:
         "loss_first": trace[0],
         "loss_trace": trace,
         "iterations": iterations,
+        "seconds": seconds,
     }
 
 
-def _timing_summary(path: Path) -> dict:
-    """Seconds per pair from ``timings.jsonl`` (the last run's figure for each id)."""
-    per_id = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                per_id[entry["id"]] = entry["seconds"]
-    total = sum(per_id.values())
+def _committed_seconds(out_dir: Path) -> list[float]:
+    """The ``seconds`` of the rows an interrupted run already committed (resume)."""
+    return [v for path in sorted((out_dir / "data").glob("train-*.parquet"))
+            for v in pq.read_table(path, columns=["seconds"]).column("seconds").to_pylist()]
+
+
+def _timing_summary(seconds: list[float]) -> dict:
+    """Wall-clock seconds per (image, prompt) pair over the whole output."""
     return {
-        "file": TIMINGS,
-        "seconds_total": total,
-        "seconds_per_sample": total / len(per_id) if per_id else None,
+        "seconds_total": sum(seconds),
+        "seconds_per_sample": sum(seconds) / len(seconds) if seconds else None,
         "cpu_count": os.cpu_count(),
     }
 
@@ -431,6 +436,7 @@ STAGE_DEFAULTS: dict = {
     "dtype": "float32",
     "gradient_checkpointing": False,
     "shard_size": 1000,
+    "threads": 1,
     **{method: {} for method in METHODS},
 }
 
@@ -452,6 +458,7 @@ def attack_from_params(
         dtype=section["dtype"],
         gradient_checkpointing=section["gradient_checkpointing"],
         shard_size=section["shard_size"],
+        threads=section["threads"],
         replace_stale=True,  # resume an interrupted run (persist: true), replace a stale one
     )
     return attack(

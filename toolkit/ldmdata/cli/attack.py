@@ -64,6 +64,8 @@ def attack_command(
     gradient_checkpointing: Annotated[bool, Opt(
         "--gradient-checkpointing", help="Trade compute for memory (GPU).")] = False,
     shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
+    threads: Annotated[int | None, Opt(
+        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
     list_targets: Annotated[bool, Opt("--list-targets", help="Print the named targets.")] = False,
 ) -> None:
@@ -86,7 +88,7 @@ def attack_command(
     options = RunOptions(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
         dtype=dtype, gradient_checkpointing=gradient_checkpointing, shard_size=shard_size,
-        overwrite=overwrite,
+        threads=threads, overwrite=overwrite,
     )
     columns = (TextColumn("attack"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.metrics.evaluate import DEFAULTS, evaluate
+from ldmdata.metrics.evaluation import DEFAULTS, evaluate
 from ldmdata.models.refs import ModelRef, resolve
 from ldmdata.models.tiny import ensure_tiny_models
 from ldmdata.params import load_params

@@ -19,9 +19,14 @@ def _canonical(value):
     return value
 
 
-def row_digest(row: dict) -> str:
-    """sha256 of one row as stored (images by the sha256 of their PNG bytes)."""
-    text = json.dumps(_canonical(row), sort_keys=True, separators=(",", ":"), allow_nan=True)
+def row_digest(row: dict, unhashed: tuple[str, ...] | list[str] = ()) -> str:
+    """sha256 of one row as stored (images by the sha256 of their PNG bytes).
+
+    ``unhashed`` columns (measurements such as wall-clock seconds) are left out, so they never
+    change a ``content_hash``.
+    """
+    kept = {k: v for k, v in row.items() if k not in unhashed}
+    text = json.dumps(_canonical(kept), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -66,6 +66,7 @@ def verify(folder: Path) -> list[str]:
     for extra in sorted(on_disk - listed):
         problems.append(f"{extra}: shard not listed in the manifest")
     digests: list[str] = []
+    unhashed = manifest.get("unhashed_columns", [])
     for shard in manifest["shards"]:
         path = folder / shard["file"]
         if not path.is_file():
@@ -80,7 +81,7 @@ def verify(folder: Path) -> list[str]:
             continue
         if len(rows) != shard["n"]:
             problems.append(f"{shard['file']}: {len(rows)} rows, manifest says {shard['n']}")
-        digests.extend(row_digest(r) for r in rows)
+        digests.extend(row_digest(r, unhashed) for r in rows)
     if not problems:
         if len(digests) != manifest["n"]:
             problems.append(f"{len(digests)} rows in all, manifest says {manifest['n']}")

@@ -68,9 +68,11 @@ class ShardedWriter:
         config: dict,
         shard_size: int = 1000,
         overwrite: bool = False,
+        unhashed: tuple[str, ...] = (),
     ):
         """``overwrite``: replace what ``out_dir`` holds when it was made with other settings
-        (the same settings resume, or are found up to date)."""
+        (the same settings resume, or are found up to date). ``unhashed``: columns left out of
+        the row digests (measurements like seconds), listed in the manifest."""
         if shard_size <= 0:
             raise LdmdataError(f"shard_size must be positive, got {shard_size}")
         self.out_dir = Path(out_dir)
@@ -81,6 +83,7 @@ class ShardedWriter:
         self.config = json.loads(json.dumps(config, sort_keys=True))
         self.shard_size = shard_size
         self.overwrite = overwrite
+        self.unhashed = tuple(unhashed)
         self.complete_manifest: dict | None = None
         self._created_dir = False
         self._lock: FileLock | None = None
@@ -231,7 +234,7 @@ class ShardedWriter:
         if not self._batch:
             return
         table = pa.Table.from_pylist(self._batch, schema=self.schema)
-        self._pending_digests.extend(row_digest(r) for r in table.to_pylist())
+        self._pending_digests.extend(row_digest(r, self.unhashed) for r in table.to_pylist())
         if self._parquet is None:
             self._parquet = pq.ParquetWriter(self._tmp_path(), self.schema, compression="zstd")
         self._parquet.write_table(table, row_group_size=ROW_GROUP_SIZE)
@@ -284,6 +287,7 @@ class ShardedWriter:
                 {"file": s["file"], "n": s["n"], "sha256": s["sha256"]} for s in self._shards
             ],
             "content_hash": content_hash(digests),
+            **({"unhashed_columns": list(self.unhashed)} if self.unhashed else {}),
             "rejects": {"count": len(rejects), "by_reason": dict(sorted(reasons.items()))},
             "config": self.config,
             **extra,

@@ -25,7 +25,6 @@ from ldmdata.models.editors import (
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
-from ldmdata.params import merge_known
 from ldmdata.provenance import code_version
 from ldmdata.trace import source_fingerprint
 
@@ -184,29 +183,3 @@ def defend(
     if chosen.needs_upscaler:
         upscaler = editor_ref("upscale", profile, models_params or {}, tiny_dir, model, revision)
     return defend_dataset(input_dir, out_dir, chosen, upscaler, options, progress)
-
-
-# params.yaml ``defend`` section (the optional DVC stage).
-STAGE_DEFAULTS: dict = {
-    "defence": "jpeg:quality=75",
-    "limit": None,
-    "batch_size": 8,
-    "device": "auto",
-    "dtype": "float32",
-    "shard_size": 1000,
-    "threads": 1,
-}
-
-
-def defend_from_params(input_dir: Path, out_dir: Path, params: dict,
-                       tiny_dir: Path | None = None) -> dict:
-    """The DVC stage: defend ``input_dir`` as params.yaml's ``defend`` section says."""
-    section = merge_known(STAGE_DEFAULTS, params.get("defend") or {}, "params.yaml defend")
-    models = dict(params.get("models") or {})
-    profile = models.pop("profile", "tiny")
-    options = DefendOptions(limit=section["limit"], batch_size=section["batch_size"],
-                            device=section["device"], dtype=section["dtype"],
-                            shard_size=section["shard_size"], threads=section["threads"],
-                            replace_stale=True)
-    return defend(input_dir, out_dir, section["defence"], profile=profile, models_params=models,
-                  tiny_dir=tiny_dir, options=options)

@@ -1,25 +1,29 @@
-"""Robustness metrics of edits: torchmetrics PSNR, SSIM, MS-SSIM, CLIP score, FID and IS."""
+"""Robustness metrics of edits: torchmetrics PSNR, SSIM, MS-SSIM, CLIP score, FID and IS.
 
-from ldmdata.metrics.evaluate import (
-    DEFAULTS,
-    HIGHER_IS_BETTER,
-    METRICS,
-    evaluate,
-    evaluate_settings,
-    model_label,
-)
-from ldmdata.metrics.functional import bootstrap_mean, ms_ssim, ms_ssim_betas, psnr, ssim
+The names below load torch and torchmetrics on first use, so ``ldmdata.metrics.names`` (what
+the report needs) stays light.
+"""
 
-__all__ = [
-    "DEFAULTS",
-    "HIGHER_IS_BETTER",
-    "METRICS",
-    "bootstrap_mean",
-    "evaluate",
-    "evaluate_settings",
-    "model_label",
-    "ms_ssim",
-    "ms_ssim_betas",
-    "psnr",
-    "ssim",
-]
+from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
+
+_LAZY = {
+    "DEFAULTS": "ldmdata.metrics.evaluation",
+    "evaluate": "ldmdata.metrics.evaluation",
+    "evaluate_settings": "ldmdata.metrics.evaluation",
+    "model_label": "ldmdata.metrics.evaluation",
+    "bootstrap_mean": "ldmdata.metrics.functional",
+    "ms_ssim": "ldmdata.metrics.functional",
+    "ms_ssim_betas": "ldmdata.metrics.functional",
+    "psnr": "ldmdata.metrics.functional",
+    "ssim": "ldmdata.metrics.functional",
+}
+
+__all__ = ["HIGHER_IS_BETTER", "METRICS", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ldmdata.metrics' has no attribute {name!r}")

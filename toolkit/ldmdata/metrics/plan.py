@@ -15,7 +15,7 @@ import torch
 
 from ldmdata.edit.plan import PLAN
 from ldmdata.errors import LdmdataError
-from ldmdata.metrics.evaluate import evaluate, evaluate_settings
+from ldmdata.metrics.evaluation import evaluate, evaluate_settings
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import pick_device, quiet_loading
 from ldmdata.models.refs import resolve

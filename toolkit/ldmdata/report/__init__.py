@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ldmdata.dataset.writer import write_json_atomic
 from ldmdata.errors import LdmdataError
-from ldmdata.metrics.evaluate import METRICS
+from ldmdata.metrics.names import METRICS
 from ldmdata.params import merge_known
 from ldmdata.report.render import html_page, image_grids, markdown
 from ldmdata.report.tables import (

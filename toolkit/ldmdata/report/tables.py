@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ldmdata.errors import LdmdataError
-from ldmdata.metrics.evaluate import HIGHER_IS_BETTER, METRICS
+from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
 from ldmdata.trace import project_root
 
 METRIC_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "clip_score": "CLIP",

@@ -19,6 +19,7 @@ import torch
 from filelock import FileLock
 
 from ldmdata import __version__
+from ldmdata.models.loading import quiet_loading
 
 TINY_FORMAT = 1
 
@@ -77,7 +78,8 @@ def build_tiny_models(out_dir: Path, roles: Iterable[str] | None = None, seed: i
                 continue
             with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{role}-") as tmp:
                 torch.manual_seed(seed)
-                _builder(role)(Path(tmp) / role)
+                with quiet_loading():  # no "Writing model shards" bars
+                    _builder(role)(Path(tmp) / role)
                 shutil.rmtree(out_dir / role, ignore_errors=True)
                 (Path(tmp) / role).rename(out_dir / role)
             built[role] = _tree_sha256(out_dir / role)

@@ -38,6 +38,7 @@ from ldmdata.metrics.features import (
     choose_features,
     inception_modules,
 )
+from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
@@ -45,9 +46,6 @@ from ldmdata.params import merge_known
 from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
-METRICS = ("psnr", "ssim", "ms_ssim", "clip_score", "fid", "is")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "clip_score": True,
-                    "fid": False, "is": True}
 
 # params.yaml ``evaluate`` section (and the library's defaults).
 DEFAULTS: dict = {
@@ -266,8 +264,8 @@ def _set_metrics(test_feats, ref_feats, source_feats, test_logits, ref_logits, s
     return out
 
 
-def _fid(fake: torch.Tensor, real: torch.Tensor) -> float:
-    metric = FrechetInceptionDistance(feature=Precomputed(fake.shape[1]))
+def _fid(metric: FrechetInceptionDistance, fake: torch.Tensor, real: torch.Tensor) -> float:
+    metric.reset()
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -279,28 +277,25 @@ def _fid_summary(fake, real, s, seed, description) -> dict:
     if fake.shape[0] < 2 or real.shape[0] < 2:
         result["note"] = "FID needs at least 2 edits and 2 source images"
         return result
-    result["value"] = _fid(fake, real)
+    metric = FrechetInceptionDistance(feature=Precomputed(fake.shape[1]))  # reused: reset
+    result["value"] = _fid(metric, fake, real)
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(s["set_bootstrap"]):
         a = torch.from_numpy(rng.integers(0, fake.shape[0], fake.shape[0]))
         b = torch.from_numpy(rng.integers(0, real.shape[0], real.shape[0]))
-        boots.append(_fid(fake[a], real[b]))
+        boots.append(_fid(metric, fake[a], real[b]))
     result["ci_low"], result["ci_high"] = MF.percentile_interval(boots, s["confidence"])
     return result
 
 
-def _inception_score(logits: torch.Tensor, splits: int, seed: int) -> float:
+def _inception_score(metric: InceptionScore, logits: torch.Tensor, seed: int) -> float:
     """torchmetrics' IS of precomputed logits; its split shuffle seeded with ``seed``."""
-    with warnings.catch_warnings():
-        # "saves all features in buffer" (they are ours already) and the split std's
-        # degrees-of-freedom warning for one split (the std is not reported).
-        warnings.simplefilter("ignore", UserWarning)
-        metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
-        metric.update(logits.double())
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            mean, _ = metric.compute()
+    metric.reset()
+    metric.update(logits.double())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, _ = metric.compute()
     return float(mean)
 
 
@@ -312,11 +307,16 @@ def _is_summary(logits, s, seed, description) -> dict:
     if n < 2:
         result["note"] = "IS needs at least 2 edits"
         return result
-    result["value"] = _inception_score(logits, splits, seed)
     rng = np.random.default_rng(seed)
-    boots = [_inception_score(logits[torch.from_numpy(rng.integers(0, n, n))], splits,
-                              derive_seed(seed, i))
-             for i in range(s["set_bootstrap"])]
+    with warnings.catch_warnings():
+        # "saves all features in buffer" (they are ours already) and the split std's
+        # degrees-of-freedom warning for one split (the std is not reported).
+        warnings.simplefilter("ignore", UserWarning)
+        metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)  # reused
+        result["value"] = _inception_score(metric, logits, seed)
+        boots = [_inception_score(metric, logits[torch.from_numpy(rng.integers(0, n, n))],
+                                  derive_seed(seed, i))
+                 for i in range(s["set_bootstrap"])]
     result["ci_low"], result["ci_high"] = MF.percentile_interval(boots, s["confidence"])
     return result
 
