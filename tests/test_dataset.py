@@ -167,3 +167,73 @@ def test_unhashed_columns_stay_out_of_the_content_hash(tmp_path):
     # without the seconds the rows are the plain rows; any hashed column still counts
     assert write(tmp_path / "plain", n=12)["content_hash"] == fast["content_hash"]
     assert write(tmp_path / "more", n=13)["content_hash"] != fast["content_hash"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    reference = write(tmp_path / "ref")
+    out = tmp_path / "full"
+    real = pq.ParquetWriter.write_table
+    calls = {"n": 0}
+
+    def fill_up(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second shard's first row group
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fill_up)
+    with pytest.raises(LdmdataError, match="No space left on device") as caught:
+        write(out)
+    assert "\n" not in str(caught.value) and "resume" in str(caught.value)
+    names = sorted(p.name for p in (out / "data").iterdir())
+    assert names == ["train-00000.parquet"]  # the committed shard, no temp file beside it
+    assert not (out / "manifest.json").exists()
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
+    assert write(out)["content_hash"] == reference["content_hash"]
+
+
+SLOW_WRITER = """
+import sys, time
+sys.path[:0] = {paths!r}
+from test_dataset import FEATURES, make_row
+from ldmdata.dataset import ShardedWriter
+with ShardedWriter(sys.argv[1], kind="toy", features=FEATURES, config={{"a": 1}},
+                   shard_size=10) as writer:
+    if writer.complete_manifest is None:
+        for i in range(writer.cursor, 25):
+            writer.add(make_row(i), i + 1)
+            time.sleep(float(sys.argv[2]))
+        writer.finish(25, {{"task": "toy"}})
+"""
+
+
+def test_sigterm_ends_the_write_keeps_finished_shards_and_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    reference = write(tmp_path / "ref")
+    script = tmp_path / "slow.py"
+    here = str(Path(__file__).parent)
+    script.write_text(SLOW_WRITER.format(paths=[here, *sys.path]))
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "0.2"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / ".partial" / "shard-00000.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)  # ends within seconds
+    assert proc.returncode != 0
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000.parquet"]
+    assert not (out / "manifest.json").exists()
+    assert not list((out / "data").glob(".*.tmp"))
+    subprocess.run([sys.executable, str(script), str(out), "0"], check=True)
+    assert read_manifest(out)["content_hash"] == reference["content_hash"]

@@ -14,9 +14,13 @@ the caller restarts its input stream from :attr:`ShardedWriter.cursor`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import datasets
@@ -39,9 +43,49 @@ def shard_name(index: int) -> str:
 
 
 def write_json_atomic(path: Path, payload) -> None:
+    """Write JSON to a temp file, then rename: readers see the old file or the new, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with disk_errors(path):
+            tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=True) + "\n")
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def disk_errors(path: Path):
+    """A full disk or a read-only folder becomes one line for the user (LdmdataError)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        raise LdmdataError(
+            f"cannot write {path}: {os.strerror(err.errno)}; finished shards are kept, free "
+            "space and run the same command again to resume"
+        ) from None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while writing: unwinds like Ctrl-C, so the open shard is discarded."""
+
+
+@contextmanager
+def sigterm_interrupts():
+    """In the main thread, turn SIGTERM into :class:`Terminated` while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _image_cell(value) -> dict:
@@ -93,10 +137,19 @@ class ShardedWriter:
         self._pending_rejects: list[dict] = []
         self._batch: list[dict] = []
         self._parquet: pq.ParquetWriter | None = None
+        self._signals = sigterm_interrupts()
         self.cursor = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> ShardedWriter:
+        self._signals.__enter__()
+        try:
+            return self._open()
+        except BaseException:
+            self._signals.__exit__(None, None, None)
+            raise
+
+    def _open(self) -> ShardedWriter:
         self._prepare_folder()
         self._lock = FileLock(str(self.out_dir / LOCK), timeout=0)
         try:
@@ -113,12 +166,15 @@ class ShardedWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._discard_open_shard()
-        if exc_type is not None and self._created_dir and not self._shards:
+        try:
+            self._discard_open_shard()
+            if exc_type is not None and self._created_dir and not self._shards:
+                self._release_lock()
+                shutil.rmtree(self.out_dir, ignore_errors=True)
+                return
             self._release_lock()
-            shutil.rmtree(self.out_dir, ignore_errors=True)
-            return
-        self._release_lock()
+        finally:
+            self._signals.__exit__(None, None, None)
 
     def _release_lock(self) -> None:
         if self._lock is not None:
@@ -235,17 +291,20 @@ class ShardedWriter:
             return
         table = pa.Table.from_pylist(self._batch, schema=self.schema)
         self._pending_digests.extend(row_digest(r, self.unhashed) for r in table.to_pylist())
-        if self._parquet is None:
-            self._parquet = pq.ParquetWriter(self._tmp_path(), self.schema, compression="zstd")
-        self._parquet.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        with disk_errors(self._tmp_path()):
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._tmp_path(), self.schema,
+                                                 compression="zstd")
+            self._parquet.write_table(table, row_group_size=ROW_GROUP_SIZE)
         self._batch = []
 
     def _commit_shard(self, cursor: int) -> None:
         self._flush_batch()
-        self._parquet.close()
-        self._parquet = None
         name = shard_name(len(self._shards))
-        os.replace(self._tmp_path(), self.out_dir / name)
+        with disk_errors(self.out_dir / name):
+            self._parquet.close()
+            self._parquet = None
+            os.replace(self._tmp_path(), self.out_dir / name)
         shard = {
             "file": name,
             "n": self._pending_rows,
@@ -261,7 +320,10 @@ class ShardedWriter:
 
     def _discard_open_shard(self) -> None:
         if self._parquet is not None:
-            self._parquet.close()
+            try:
+                self._parquet.close()
+            except OSError:  # e.g. a full disk: the file is removed below anyway
+                pass
             self._parquet = None
         self._tmp_path().unlink(missing_ok=True)
 
@@ -271,8 +333,12 @@ class ShardedWriter:
             self._commit_shard(cursor)
         rejects = [r for s in self._shards for r in s["rejects"]] + self._pending_rejects
         tmp = self.out_dir / ".rejects.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects))
-        os.replace(tmp, self.out_dir / "rejects.jsonl")
+        try:
+            with disk_errors(self.out_dir / "rejects.jsonl"):
+                tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects))
+                os.replace(tmp, self.out_dir / "rejects.jsonl")
+        finally:
+            tmp.unlink(missing_ok=True)
         reasons: dict[str, int] = {}
         for r in rejects:
             reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
