@@ -457,3 +457,36 @@ def test_every_source_describes_itself(photos, coco, parquet_dataset):
         assert json.loads(json.dumps(description)) == description
         length = source.size()
         assert length is None or isinstance(length, int)
+
+
+def test_an_unreachable_hub_is_one_plain_line_without_retries(monkeypatch):
+    import datasets
+    from huggingface_hub import HfApi, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    def unreachable(self, name, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+
+    def never(*args, **kwargs):
+        raise AssertionError("datasets must not be asked (it retries for ~30 s)")
+
+    monkeypatch.setattr(HfApi, "dataset_info", unreachable)
+    monkeypatch.setattr(datasets, "load_dataset", never)
+    with pytest.raises(LdmdataError) as caught:
+        open_source("hf:someone/photos::train")
+    message = str(caught.value)
+    assert "\n" not in message and "cannot be reached" in message
+    assert message.startswith("cannot open dataset hf:someone/photos::train: ")
+
+
+def test_cli_errors_print_colons_as_typed(tmp_path):
+    """rich would turn ':train:' into an emoji; error lines are printed as written."""
+    from typer.testing import CliRunner
+
+    from ldmdata.cli.app import app
+
+    result = CliRunner().invoke(app, ["build", "img2img", "--source", "hf:x:y:train:z",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "hf:x:y:train:z" in result.output and "🚋" not in result.output

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from ldmdata.errors import LdmdataError
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+console = Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 def user_errors(command):

@@ -29,6 +29,9 @@ class HfSource:
 
         self.name, self.config, self.split = name, config, split
         self.spec = f"hf:{name}:{config or ''}:{split}"
+        problem = _hub_problem(name)
+        if problem:
+            raise LdmdataError(f"cannot open dataset {self.spec}: {problem}")
         try:
             stream = datasets.load_dataset(name, config, split=split, streaming=True)
         except Exception as exc:  # offline Hub, unknown name, bad config or split, bad files
@@ -93,6 +96,30 @@ class HfSource:
         values = value if isinstance(value, list) else [value]
         names = self._label_names
         return [names[v] for v in values if isinstance(v, int) and 0 <= v < len(names)]
+
+
+def _hub_problem(name: str) -> str | None:
+    """Why the Hub cannot serve dataset ``name`` right now, asked once without retries.
+
+    A local folder, or offline mode (the local cache), needs no Hub: None. Otherwise one quick
+    request: an unreachable Hub answers at once instead of after ``datasets``' retries.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if Path(name).expanduser().exists() or constants.is_offline_mode():
+        return None
+    try:
+        HfApi().dataset_info(name, timeout=10)
+    except GatedRepoError:
+        return "the dataset is gated: accept its terms on the Hub and log in (hf auth login)"
+    except RepositoryNotFoundError:
+        return "no such dataset on the Hub (or it is private and no token is set)"
+    except Exception as exc:  # network trouble of any kind: one plain line
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return (f"the Hugging Face Hub cannot be reached ({reason}); with HF_HUB_OFFLINE=1 "
+                "only the local cache is used")
+    return None
 
 
 def _image_column(features: dict) -> str | None:
