@@ -210,11 +210,30 @@ def test_card_says_when_the_models_are_not_on_the_hub(tmp_path):
         {"role": "captioner", "id": "ldmdata-tiny/captioner", "revision": "sha256:ab"},
         {"role": "clip", "id": "openai/clip-vit-base-patch16", "revision": "57c216476e"},
     ])
-    for name in ("hub", "tiny"):
+    make_dataset(tmp_path / "local", n=2, models=[
+        {"role": "clip", "id": "/models/my-clip", "revision": None}])
+    for name in ("hub", "tiny", "local"):
         publish(tmp_path / name, "someone/bench", dry_run=tmp_path / f"out-{name}")
-    assert "not on the Hub" not in (tmp_path / "out-hub" / "README.md").read_text()
+    hub_card = (tmp_path / "out-hub" / "README.md").read_text()
+    assert "not on the Hub" not in hub_card and "tiny models" not in hub_card
     tiny_card = (tmp_path / "out-tiny" / "README.md").read_text()
-    assert "models that are not on the Hub (captioner)" in tiny_card
+    assert "made with ldmdata's tiny models" in tiny_card and "not a benchmark" in tiny_card
+    local_card = (tmp_path / "out-local" / "README.md").read_text()
+    assert "local model weights that are not on the Hub (clip)" in local_card
+
+
+def test_card_reads_as_a_card(tmp_path):
+    ds, out = tmp_path / "ds", tmp_path / "out"
+    make_dataset(ds, "inpaint", n=2)
+    publish(ds, "someone/bench", dry_run=out)
+    card = (out / "README.md").read_text()
+    assert "| `mask` | image (PNG) | inpainting mask, L PNG: 255 on the main entity" in card
+    assert "| `box` | list of int32 | the entity's box in the output image: [x0, y0, x1, y1]" \
+        in card
+    assert "On the Robustness of Latent Diffusion Models" in card and "2306.08257" in card
+    built = card.split("## How it was built")[1].split("Parameters:")[0]
+    assert "source spec `synthetic`" in built and '{"' not in built
+    assert "| code | ldmdata 0.1.0, git commit `feedface` |" in card
 
 
 def test_a_dataset_without_images_gets_no_preview(tmp_path):

@@ -26,6 +26,39 @@ KIND_TEXT = {
     "sr": "high-resolution image + degraded low-resolution input, for diffusion super-resolution",
 }
 
+# What each column means, for the card's column table (columns not listed show their type only).
+COLUMN_MEANINGS = {
+    "id": "row id, stable across versions built with the same settings",
+    "source_id": "the input this row was made from (file name, COCO id, synthetic index, ...)",
+    "image": "the image to edit (RGB PNG)",
+    "mask": "inpainting mask, L PNG: 255 on the main entity (kept), 0 elsewhere; the study "
+            "inverts it at edit time so the model repaints the background",
+    "caption": "the best caption (source captions ranked by CLIP score, or the captioner's)",
+    "captions": "the captions kept, best first",
+    "entity": "the main entity's name (a source label or a noun phrase of the caption)",
+    "box": "the entity's box in the output image: [x0, y0, x1, y1] in pixels",
+    "crop_box": "the crop taken from the source image: [left, top, right, bottom] in pixels",
+    "mask_fraction": "fraction of the image the mask covers",
+    "gt_iou": "IoU of the mask with the source's exact mask, where the source has one "
+              "(synthetic scenes, COCO); empty otherwise",
+    "prompts": "edit prompts, best first (CLIP score against the image)",
+    "prompt_clip_scores": "CLIP score of each prompt against the image",
+    "width": "image width in pixels",
+    "height": "image height in pixels",
+    "hr": "the high-resolution image (RGB PNG)",
+    "lr": "the degraded low-resolution input (RGB PNG)",
+    "scale": "HR side / LR side",
+    "degradation": "JSON of every parameter drawn to degrade HR into LR",
+}
+
+CITATION = """@article{zhang2023robustness,
+  title   = {On the Robustness of Latent Diffusion Models},
+  author  = {Zhang, Jianping and Xu, Zhuoer and Cui, Shiwen and Meng, Changhua and Wu, Weibin
+             and Lyu, Michael R.},
+  journal = {arXiv preprint arXiv:2306.08257},
+  year    = {2023}
+}"""
+
 _SIZE_BUCKETS = [
     (1_000, "n<1K"),
     (10_000, "1K<n<10K"),
@@ -43,10 +76,12 @@ TEMPLATE = """---
 Benchmark dataset of kind **{{ kind }}** ({{ kind_text }}), for measuring how robust
 latent-diffusion image editing is against adversarial perturbations.
 Built with ldmdata {{ ldmdata_version }}.
-{% if local_models %}
-> **Note:** built with models that are not on the Hub ({{ local_models }}): ldmdata's
-> random-init `tiny` set for offline tests, or local weights. With the tiny set, captions,
-> prompts and masks are noise; rebuild with the real model ids to get a usable benchmark.
+{% if tiny %}
+> **This dataset was made with ldmdata's tiny models**: small random-weight networks for offline
+> tests. Its model captions, prompt scores, boxes and masks are noise; it is not a benchmark.
+> Rebuild with the real models (`--profile real`) for one.
+{% elif local_models %}
+> **Note:** built with local model weights that are not on the Hub ({{ local_models }}).
 {% endif %}{% if preview_file %}
 ![preview: {{ preview_columns }}]({{ preview_file }})
 
@@ -58,13 +93,13 @@ Built with ldmdata {{ ldmdata_version }}.
 - Requested: {{ n_requested }}{% if exhausted %} (the source ran out first){% endif %};
   rejected inputs: {{ rejects_count }}.
 
-| column | type |
-|---|---|
-{% for name, dtype in columns %}| `{{ name }}` | {{ dtype }} |
+| column | type | meaning |
+|---|---|---|
+{% for name, dtype, meaning in columns %}| `{{ name }}` | {{ dtype }} | {{ meaning }} |
 {% endfor %}
 ## How it was built
 
-Source: `{{ source }}`
+{{ source_text }}
 
 | role | model id | revision |
 |---|---|---|
@@ -88,7 +123,7 @@ Rejected inputs by reason:
 |---|---|
 | DVC hash (md5 of the dataset folder, as in `dvc.lock`) | `{{ dvc_hash }}` |
 | content hash (sha256 over the rows, independent of sharding) | `{{ content_hash }}` |
-| code version | `{{ code_version }}` |
+| code | {{ code_text }} |
 
 `manifest.json` in this repo holds the full record: features, per-shard sha256, params, models,
 source and reject counts. `ldmdata verify` re-checks a downloaded copy against it.
@@ -102,8 +137,16 @@ ds = load_dataset("{{ repo_id }}", split="{{ split }}"{{ revision_arg }})
 {{ first_image_line }}
 ```
 
-Source images keep the terms of their origin (`{{ source }}`); the card's license covers the
-annotations, masks and prompts added here.
+Source images keep the terms of their origin ({{ source_spec }}); the card's license covers
+the annotations, masks and prompts added here.
+
+## Citation
+
+Built with ldmdata, which grows out of this study; please cite it:
+
+```bibtex
+{{ citation }}
+```
 """
 
 
@@ -125,6 +168,30 @@ def _dtype_text(feature) -> str:
     if isinstance(feature, dict):
         return "struct {" + ", ".join(f"{k}: {_dtype_text(v)}" for k, v in feature.items()) + "}"
     return type(feature).__name__
+
+
+def source_sentence(source) -> str:
+    """The source as a sentence, e.g. 'Images from the folder `photos/` (170 images).'"""
+    if not isinstance(source, dict):
+        return f"Images from `{source}`." if source else "The source was not recorded."
+    kinds = {"synthetic": "procedural synthetic scenes (exact masks and captions)",
+             "folder": f"the folder `{source.get('path')}`",
+             "coco": f"COCO (split `{source.get('split')}`, images in "
+                     f"`{source.get('images_dir')}`)",
+             "hf": f"the Hugging Face dataset `{source.get('name')}` (split "
+                   f"`{source.get('split')}`)"}
+    what = kinds.get(source.get("kind"), f"`{source.get('spec')}`")
+    count = f" ({source['count']} inputs)" if source.get("count") else ""
+    return f"Images from {what}{count}, source spec `{source.get('spec')}`."
+
+
+def code_sentence(code: dict) -> str:
+    """The code version as a sentence."""
+    text = f"ldmdata {code.get('ldmdata', '(unknown version)')}"
+    if code.get("git_commit"):
+        text += f", git commit `{code['git_commit']}`"
+        text += " with uncommitted changes" if code.get("git_dirty") else ""
+    return text
 
 
 def _off_hub(model_id: str) -> bool:
@@ -206,6 +273,7 @@ def build_card(
         kind_text=KIND_TEXT.get(kind, kind),
         ldmdata_version=code.get("ldmdata", "(unknown version)"),
         local_models=", ".join(local),
+        tiny=any(str(m.get("id", "")).startswith(TINY_PREFIX) for m in models),
         preview_file=preview_file,
         preview_columns=" | ".join(preview_columns),
         preview_rows=preview_rows,
@@ -216,13 +284,17 @@ def build_card(
         exhausted=manifest.get("exhausted", False),
         rejects_count=manifest["rejects"]["count"],
         rejects=sorted(manifest["rejects"]["by_reason"].items()),
-        columns=[(name, _dtype_text(f)) for name, f in features.items()],
-        source=json.dumps(manifest.get("source"), sort_keys=True),
+        columns=[(name, _dtype_text(f), COLUMN_MEANINGS.get(name, ""))
+                 for name, f in features.items()],
+        source_text=source_sentence(manifest.get("source")),
+        source_spec=f"`{(manifest.get('source') or {}).get('spec', manifest.get('source'))}`"
+        if isinstance(manifest.get("source"), dict) else f"`{manifest.get('source')}`",
         models=models,
         params=json.dumps(manifest.get("params", manifest.get("config")), indent=2, sort_keys=True),
         dvc_hash=dvc_hash,
         content_hash=manifest["content_hash"],
-        code_version=json.dumps(code, sort_keys=True),
+        code_text=code_sentence(code),
+        citation=CITATION,
         repo_id=repo_id,
         revision_arg=f', revision="{revision}"' if revision else "",
         first_image_line=first_image,
