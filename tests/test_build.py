@@ -279,14 +279,16 @@ def test_wordless_source_captions_fall_back_to_the_model(tmp_path, tiny_dir, pho
               caption_from="source")
 
 
-def test_manifest_records_the_commit_a_hub_model_resolved_to(tiny_dir):
-    from ldmdata.build.steps import Models
+def test_the_commit_a_hub_revision_resolves_to_comes_from_the_cache(tmp_path):
+    from ldmdata.models.loading import resolved_commit
+    from ldmdata.models.refs import ModelRef
 
-    models = Models({}, {"device": "cpu"})
-    models._loaded["clip"] = type("Loaded", (), {})()
-    models._loaded["clip"].model = type("M", (), {})()
-    models._loaded["clip"].model.config = type("C", (), {"_commit_hash": "abc123"})()
-    planned = [{"role": "clip", "id": "openai/clip-vit-base-patch16", "revision": "main"},
-               {"role": "captioner", "id": "x/y", "revision": "main"}]
-    assert models.records(planned) == [
-        {**planned[0], "resolved_revision": "abc123"}, planned[1]]
+    repo = tmp_path / "models--org--name"
+    (repo / "snapshots" / ("c" * 40)).mkdir(parents=True)
+    (repo / "snapshots" / ("c" * 40) / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c" * 40)
+    ref = ModelRef("clip", "org/name", "main")
+    assert resolved_commit(ref, cache_dir=str(tmp_path)) == "c" * 40
+    assert resolved_commit(ModelRef("clip", "org/other", "main"), cache_dir=str(tmp_path)) is None
+    assert resolved_commit(ModelRef("clip", str(tmp_path), None)) is None  # a local folder

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ldmdata.errors import InputRejected
+from ldmdata.models.loading import resolved_commit
 from ldmdata.models.refs import ModelRef
 from ldmdata.text import has_words
 
@@ -45,9 +46,8 @@ class Models:
         to (``resolved_revision``), so a revision like "main" is still traceable."""
         out = []
         for record in planned:
-            loaded = self._loaded.get(record["role"])
-            config = getattr(getattr(loaded, "model", None), "config", None)
-            commit = getattr(config, "_commit_hash", None)
+            ref = self.refs.get(record["role"])
+            commit = resolved_commit(ref) if ref and record["role"] in self._loaded else None
             out.append({**record, **({"resolved_revision": commit} if commit else {})})
         return out
 

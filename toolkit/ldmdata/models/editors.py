@@ -18,7 +18,7 @@ from diffusers import (
 )
 
 from ldmdata.errors import LdmdataError
-from ldmdata.models.loading import is_local, load_pretrained, quiet_loading
+from ldmdata.models.loading import is_local, load_pretrained, quiet_loading, resolved_commit
 from ldmdata.models.refs import ModelRef, resolve
 from ldmdata.models.tiny import ensure_tiny_models
 
@@ -78,8 +78,12 @@ def load_pipeline(
 
 
 def describe_model(ref: ModelRef) -> dict:
-    """``{role, id, revision}`` for manifests; a tiny-set folder's revision is its sha256."""
+    """``{role, id, revision}`` for manifests; a tiny-set folder's revision is its sha256, and
+    a Hub id's record adds the commit its revision resolves to in the cache."""
     record = ref.as_dict()
+    commit = resolved_commit(ref, "model_index.json")
+    if commit and commit != ref.revision:
+        record["resolved_revision"] = commit
     if is_local(ref.id) and ref.revision is None:
         index = Path(ref.id).expanduser().parent / "tiny.json"
         if index.is_file():

@@ -93,6 +93,26 @@ def _hub_problem(ref: ModelRef, config_name: str, ask_hub: bool) -> str | None:
     return None if found else f"no {config_name} in this repository at this revision"
 
 
+def resolved_commit(ref: ModelRef, config_name: str = "config.json",
+                    cache_dir: str | None = None) -> str | None:
+    """The commit a Hub ``ref`` (e.g. revision ``main``) resolves to in the local Hub cache.
+
+    None for a local folder, or when the cache does not hold it. The cache lays a repository
+    out as ``models--ORG--NAME/snapshots/<commit>/`` and the file's path names the commit.
+    """
+    if is_local(ref.id):
+        return None
+    try:
+        path = try_to_load_from_cache(ref.id, config_name, cache_dir=cache_dir,
+                                      revision=ref.revision)
+    except ValueError:
+        return None
+    if not isinstance(path, str) or "snapshots" not in Path(path).parts:
+        return None
+    parts = Path(path).parts
+    return parts[parts.index("snapshots") + 1]
+
+
 def check_loadable(ref: ModelRef, config_name: str = "config.json") -> None:
     """Fail fast, without loading weights, when ``ref`` cannot be loaded.
 
