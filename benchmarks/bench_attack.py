@@ -31,7 +31,13 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from ldmdata.attacks.forward import FeatureRecorder
-from ldmdata.attacks.methods import Objective, attack_loop, derive_seed, per_sample_mse
+from ldmdata.attacks.methods import (
+    Objective,
+    attack_loop,
+    compared_rows,
+    derive_seed,
+    per_sample_mse,
+)
 from ldmdata.attacks.params import resolve_params
 from ldmdata.attacks.runner import Attacker
 from ldmdata.attacks.targets import NAMED_TARGETS
@@ -64,6 +70,8 @@ class PipelineReference(Objective):
         self.mask_image = None
         if repaint is not None:
             self.mask_image = Image.fromarray((repaint[0, 0].numpy() * 255).astype(np.uint8))
+        guided = params.guidance_scale > 1 and any(m is module for m in pipe.unet.modules())
+        self.rows = compared_rows(params.feature_rows, 1, guided)
         self.recorder = FeatureRecorder(module)
         with torch.no_grad():
             self.clean = [o.detach() for o in self._features(x_clean)]
@@ -86,7 +94,7 @@ class PipelineReference(Objective):
         return self.recorder.outputs
 
     def __call__(self, x_adv, iteration, rep):
-        return per_sample_mse(self._features(x_adv), self.clean, 1)
+        return per_sample_mse(self._features(x_adv), self.clean, 1, self.rows)
 
 
 def sync(device: torch.device) -> None:

@@ -14,7 +14,7 @@ from ldmdata.attacks.forward import (
     plan_stop,
 )
 from ldmdata.attacks.runner import to_tensor
-from ldmdata.attacks.targets import resolve_target
+from ldmdata.attacks.targets import NAMED_TARGETS, resolve_target
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
@@ -121,3 +121,13 @@ def test_text_encoder_targets_are_refused(pipes):
 def test_wrong_unet_for_the_task_is_refused(pipes):
     with pytest.raises(LdmdataError, match="9 input channels"):
         EditForward(pipes["img2img"], "inpaint", EditSettings())
+
+
+def test_only_unet_modules_under_guidance_see_the_guided_batch(pipes):
+    pipe = pipes["img2img"]
+    guided = EditForward(pipe, "img2img", EditSettings(num_inference_steps=2))
+    unguided = EditForward(pipe, "img2img", EditSettings(num_inference_steps=2, guidance_scale=1))
+    for name in NAMED_TARGETS:
+        _, module = resolve_target(pipe, name)
+        assert guided.guided(module) == name.startswith("unet.")
+        assert not unguided.guided(module)

@@ -6,7 +6,7 @@ import torch
 
 from attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import EditBatch
-from ldmdata.attacks.methods import FeatureDistortion, quantize
+from ldmdata.attacks.methods import quantize
 from ldmdata.attacks.params import resolve_params
 from ldmdata.attacks.runner import Attacker, to_tensor
 from ldmdata.errors import LdmdataError
@@ -61,8 +61,7 @@ def test_attack_beats_gaussian_noise_of_the_same_linf(pipes, target):
     linf = out["linf"][0]
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     noisy = (x + noise / noise.abs().max() * linf).clamp(0, 1)
-    batch = EditBatch(PROMPTS[:1], [params.seed])
-    objective = FeatureDistortion(attacker.forward, batch, attacker.module, attacker.stop, x)
+    objective = attacker.objective(EditBatch(PROMPTS[:1], [params.seed]), x, ["s2:0"])
     assert out["loss"][0] > 10 * objective.evaluate(noisy).item() > 0
 
 
@@ -71,8 +70,7 @@ def test_clean_reference_is_per_sample(pipes):
     params = resolve_params("bim", "img2img", "unet.resnet", overrides=FAST)
     attacker = Attacker(pipes["img2img"], "img2img", params)
     x = _images(3, 4)
-    batch = EditBatch(PROMPTS[:2], [params.seed] * 2)
-    objective = FeatureDistortion(attacker.forward, batch, attacker.module, attacker.stop, x)
+    objective = attacker.objective(EditBatch(PROMPTS[:2], [params.seed] * 2), x, ["s3:0", "s4:1"])
     assert objective.evaluate(x).tolist() == [0.0, 0.0]  # each image against its own clean run
     swapped = objective.evaluate(x.flip(0))
     assert (swapped > 0).all()  # ...which differs from the other image's
@@ -130,6 +128,8 @@ def test_quantize_rounds_inside_the_ball():
         ("photoguard-encoder", "vae.encoder", {}, "--target-image"),
         ("pgd", "vae.encoder", {}, "unknown method"),
         ("bim", "vae.encoder", {"target_image": "/no/such.png"}, "target_image"),
+        ("bim", "unet.ff", {"feature_rows": "first"}, "feature_rows must be one of uncond, cond"),
+        ("bim", "vae.encoder", {"storage": "floor"}, "storage must be one of round, truncate"),
     ],
 )
 def test_bad_params_are_user_errors(method, target, overrides, message):
@@ -142,6 +142,8 @@ def test_paper_preset_is_the_studys_setting():
     assert (img2img.eps, img2img.iterations, img2img.step_size) == (0.1, 15, 0.01)
     assert (img2img.num_inference_steps, img2img.strength, img2img.guidance_scale) == (15, 0.7, 7.5)
     assert (img2img.seed, img2img.start, img2img.start_std) == (9209, "gaussian", 0.1)
+    # the study's hook kept feature_out[0]: the unconditional rows; we store by rounding
+    assert (img2img.feature_rows, img2img.storage) == ("uncond", "round")
     # the study's inpainting pipeline had no strength: all 15 steps run
     assert resolve_params("bim", "inpaint", "vae.encoder").strength == 1.0
     with pytest.raises(LdmdataError, match="preset photoguard"):

@@ -170,6 +170,14 @@ class EditForward:
             return cond
         return torch.cat([torch.cat([self._embeds[p][1] for p in prompts]), cond])
 
+    def guided(self, module: torch.nn.Module) -> bool:
+        """Whether ``module`` runs on the guidance batch ``[uncond rows, cond rows]``.
+
+        True for UNet modules under classifier-free guidance; VAE modules (and every module
+        without guidance) see one row per sample.
+        """
+        return self.cfg and any(m is module for m in self.unet.modules())
+
     def generators(self, batch: EditBatch) -> list[torch.Generator]:
         return [torch.Generator("cpu").manual_seed(int(s)) for s in batch.seeds]
 

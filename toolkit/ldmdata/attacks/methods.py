@@ -27,17 +27,35 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
-def per_sample_mse(adv: list[torch.Tensor], clean: list[torch.Tensor], n: int) -> torch.Tensor:
+def compared_rows(feature_rows: str, n: int, guided: bool) -> slice:
+    """The rows of a recorded output that the loss compares (``feature_rows`` of AttackParams).
+
+    A guided output has ``2n`` rows, the unconditional ones then the conditional ones (the
+    pipeline's ``torch.cat([latents] * 2)`` with ``cat([negative, prompt])`` embeddings);
+    otherwise ``n``, one per sample, which every choice compares.
+    """
+    if not guided or feature_rows == "both":
+        return slice(None)
+    return slice(0, n) if feature_rows == "uncond" else slice(n, 2 * n)
+
+
+def per_sample_mse(adv: list[torch.Tensor], clean: list[torch.Tensor], n: int,
+                   rows: slice = slice(None)) -> torch.Tensor:
     """Sum over recorded calls of each sample's MSE(adversarial, clean) features: shape ``[n]``.
 
-    A call's output has ``k * n`` rows (``k`` = 2 under classifier-free guidance: the
-    unconditional rows, then the conditional ones); sample ``i``'s MSE averages its ``k`` rows,
-    so for one sample this is exactly the study's ``mse_loss(feature, clean_feature)``.
+    Each call's output is cut to ``rows`` (see :func:`compared_rows`), which hold ``k * n``
+    rows (``k`` blocks of ``n`` samples); sample ``i``'s MSE is the mean over its ``k`` rows
+    and their features. With one sample and the unconditional rows this is the study's
+    ``sum(mse_loss(feature_out[0], clean_feature[0]))``; ``both`` (k = 2) averages the
+    unconditional and conditional rows' MSEs.
     """
     if len(adv) != len(clean):
         raise RuntimeError(f"{len(adv)} recorded calls against {len(clean)} clean ones")
     total = torch.zeros(n, device=clean[0].device)
     for a, c in zip(adv, clean, strict=True):
+        a, c = a[rows], c[rows]
+        if a.shape[0] % n:
+            raise RuntimeError(f"an output of {a.shape[0]} rows for {n} samples")
         diff = (a.float() - c.float()).reshape(a.shape[0] // n, n, -1)
         total = total + diff.pow(2).mean(dim=(0, 2))
     return total
@@ -59,13 +77,16 @@ class Objective(ABC):
 class FeatureDistortion(Objective):
     """The study's loss: sum over every call of ``module`` of MSE(features, clean features).
 
-    The clean reference is computed here, per sample, from this batch's own clean images (the
-    released notebook kept one reference list across images: a defect we do not copy).
+    ``feature_rows`` picks the guidance rows of a UNet module's output that are compared
+    (:func:`compared_rows`; the study: ``uncond``). The clean reference is computed here, per
+    sample, from this batch's own clean images (the released notebook kept one reference list
+    across images: a defect we do not copy).
     """
 
     def __init__(self, forward: EditForward, batch: EditBatch, module: torch.nn.Module,
-                 stop: tuple[int, int], x_clean: torch.Tensor):
+                 stop: tuple[int, int], x_clean: torch.Tensor, feature_rows: str):
         self.forward, self.batch = forward, batch
+        self.rows = compared_rows(feature_rows, len(batch), forward.guided(module))
         self.recorder = FeatureRecorder(module, stop)
         self.embeds = forward.prompt_embeds(batch.prompts)
         with torch.no_grad(), self.recorder:
@@ -76,7 +97,7 @@ class FeatureDistortion(Objective):
         with self.recorder:
             self.forward.run(x_adv, self.batch, self.recorder, self.embeds)
         outputs, self.recorder.outputs = self.recorder.outputs, []
-        return per_sample_mse(outputs, self.clean, len(self.batch))
+        return per_sample_mse(outputs, self.clean, len(self.batch), self.rows)
 
 
 def load_target_image(spec: str, size: tuple[int, int]) -> torch.Tensor:
@@ -222,11 +243,15 @@ def attack_loop(x: torch.Tensor, objective: Objective, p: AttackParams,
 
 
 def quantize(x: torch.Tensor, x_adv: torch.Tensor, p: AttackParams) -> torch.Tensor:
-    """8-bit ``x_adv`` (as uint8 values in a float tensor) that stays inside the eps ball.
+    """8-bit ``x_adv`` (as uint8 values in a float tensor), stored as ``p.storage`` says.
 
-    ``x`` is exactly k/255 (it came from a PNG). L-inf: round the perturbation and cap it at
-    ``floor(eps * 255)``; L2: round, and where that leaves the ball truncate toward zero.
+    ``round``: ``x`` is exactly k/255 (it came from a PNG); round the perturbation and keep it
+    in the eps ball: L-inf caps it at ``floor(eps * 255)``, L2 truncates toward zero where
+    rounding leaves the ball. ``truncate``: the study's ``ToPILImage`` on a float tensor,
+    ``x_adv.mul(255).byte()``, i.e. ``floor(x_adv * 255)``, whatever the ball.
     """
+    if p.storage == "truncate":
+        return torch.floor(x_adv.float().clamp(0, 1) * 255)
     base = torch.round(x * 255)
     delta = (x_adv - x) * 255
     rounded = torch.round(delta)

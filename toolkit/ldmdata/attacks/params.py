@@ -17,6 +17,8 @@ PRESETS = ("paper", "photoguard")
 NORMS = ("linf", "l2")
 STARTS = ("gaussian", "uniform", "clean")
 TARGET_IMAGES = ("zeros", "gray")
+FEATURE_ROWS = ("uncond", "cond", "both")
+STORAGES = ("round", "truncate")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ class AttackParams:
     step linearly to step/100 over the run (PhotoGuard). ``grad_reps`` averages gradients over
     that many noise draws (PhotoGuard's diffusion attack). ``mask_aware`` perturbs only the
     region an inpainting model keeps.
+
+    ``feature_rows``: which classifier-free-guidance rows a UNet-target feature loss (bim)
+    compares. The UNet runs on ``[uncond rows, cond rows]``; ``uncond`` is what the study's hook
+    kept (``feature_out[0]``, the batch's first row), ``cond`` the prompt's branch, ``both`` the
+    mean of the two rows' MSEs. Without guidance (``guidance_scale <= 1``) and for VAE targets a
+    sample has one row, which every choice compares.
+
+    ``storage``: how the adversarial image becomes 8 bits. ``round`` rounds the perturbation
+    and stays inside the eps ball; ``truncate`` is the study's ``ToPILImage`` on a float tensor
+    (``floor(x * 255)``: biased down, |delta| up to one level past eps, 26/255 at eps 0.1).
     """
 
     method: str
@@ -44,6 +56,8 @@ class AttackParams:
     grad_reps: int = 1
     mask_aware: bool = False
     target_image: str = "zeros"
+    feature_rows: str = "uncond"
+    storage: str = "round"
     num_inference_steps: int = 15
     strength: float = 0.7
     guidance_scale: float = 7.5
@@ -64,10 +78,11 @@ OVERRIDABLE = tuple(f.name for f in fields(AttackParams) if f.name not in ("meth
 
 def _paper(method: str, task: str) -> dict:
     # The study's inpainting attack passed no strength (its diffusers had none): all 15 steps.
+    # Its hook compared the unconditional rows; its truncating storage is opt-in (we round).
     return dict(
         eps=0.1, iterations=15, step_size=0.01, norm="linf", start="gaussian", start_std=0.1,
         step_decay=False, grad_reps=1, mask_aware=False,
-        target_image="zeros",
+        target_image="zeros", feature_rows="uncond", storage="round",
         num_inference_steps=15, strength=1.0 if task == "inpaint" else 0.7,
         guidance_scale=7.5, eta=0.0, seed=9209,
     )
@@ -130,6 +145,10 @@ def validate(p: AttackParams) -> None:
         (p.step_size > 0, f"step size must be > 0, got {p.step_size}"),
         (p.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {p.norm!r}"),
         (p.start in STARTS, f"start must be one of {', '.join(STARTS)}, got {p.start!r}"),
+        (p.feature_rows in FEATURE_ROWS,
+         f"feature_rows must be one of {', '.join(FEATURE_ROWS)}, got {p.feature_rows!r}"),
+        (p.storage in STORAGES,
+         f"storage must be one of {', '.join(STORAGES)}, got {p.storage!r}"),
         (p.start_std >= 0, f"start_std must be >= 0, got {p.start_std}"),
         (p.grad_reps >= 1, f"grad_reps must be >= 1, got {p.grad_reps}"),
         (p.num_inference_steps >= 1,

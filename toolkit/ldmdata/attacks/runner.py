@@ -183,7 +183,8 @@ class Attacker:
     def objective(self, batch: EditBatch, x: torch.Tensor, keys: list[str]) -> Objective:
         size = (x.shape[-1], x.shape[-2])
         if self.params.method == "bim":
-            return FeatureDistortion(self.forward, batch, self.module, self.stop, x)
+            return FeatureDistortion(self.forward, batch, self.module, self.stop, x,
+                                     self.params.feature_rows)
         if self.params.method == "photoguard-encoder":
             return EncoderAttack(self.forward, batch, self.params.target_image, size)
         return DiffusionAttack(self.forward, batch, self.params, keys, size)

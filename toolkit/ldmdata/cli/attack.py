@@ -47,6 +47,13 @@ def attack_command(
     mask_aware: Annotated[bool | None, Opt(
         "--mask-aware/--no-mask-aware",
         help="Inpainting: perturb only the region the model keeps.")] = None,
+    feature_rows: Annotated[str | None, Opt(
+        "--feature-rows",
+        help="Guidance rows a UNet-target loss compares: uncond (the study) | cond | both.")
+    ] = None,
+    storage: Annotated[str | None, Opt(
+        "--storage", help="8-bit storage: round (in the eps ball) | truncate (the study's).")
+    ] = None,
     prompts: Annotated[str, Opt("--prompts", help="Prompts per image: all or 0,2,...")] = "all",
     limit: Annotated[int | None, Opt("--limit", help="Attack only the first N images.")] = None,
     batch_size: Annotated[int, Opt("--batch-size", help="Pairs attacked together.")] = 5,
@@ -83,7 +90,7 @@ def attack_command(
         eps=eps, iterations=steps, step_size=step_size, seed=seed,
         num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
         eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
-        mask_aware=mask_aware,
+        mask_aware=mask_aware, feature_rows=feature_rows, storage=storage,
     )
     options = RunOptions(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
