@@ -373,3 +373,16 @@ def test_corrupt_weights_are_one_line(vision_dir, tmp_path):
     with pytest.raises(LdmdataError) as info:
         load_pretrained(CLIPModel, ModelRef("clip", str(broken)))
     assert _one_line(info).startswith(f"cannot load clip model '{broken}' (revision main): ")
+
+
+def test_params_yaml_names_the_same_real_models_as_the_library():
+    """One set of real ids: params.yaml's models section and the library's fallback agree."""
+    from pathlib import Path
+
+    import yaml
+
+    from ldmdata.models.refs import REAL_MODELS
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    models = {k: v for k, v in params["models"].items() if k != "profile"}
+    assert models == REAL_MODELS

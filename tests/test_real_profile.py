@@ -3,12 +3,14 @@
 The cache holds the tiny models under the real Hub ids of params.yaml (``models--ORG--NAME/
 snapshots/<commit>/`` + ``refs/main``), so build, attack, edit and evaluate go through exactly
 the loading code a user's real run goes through: ids, revisions, ``from_pretrained`` from the
-cache. One role is pinned to its commit; a revision missing from the cache is one clear line.
+cache. CLIP is pinned to a commit (as params.yaml pins it), the editor follows ``main``; a revision
+missing from the cache is one clear line.
 """
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,11 +37,12 @@ def hub(tmp_path_factory, tiny_dir):
     models = params["models"]
     for role in ROLES:
         repo = cache / f"models--{models[role]['id'].replace('/', '--')}"
-        shutil.copytree(tiny_dir / role, repo / "snapshots" / commit_of(role))
+        pinned = re.fullmatch(r"[0-9a-f]{40}", str(models[role]["revision"]))
+        commit = models[role]["revision"] if pinned else commit_of(role)
+        shutil.copytree(tiny_dir / role, repo / "snapshots" / commit)
         (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text(commit_of(role))
-    models["profile"] = "real"
-    models["sd_img2img"]["revision"] = commit_of("sd_img2img")  # a pinned commit
+        (repo / "refs" / "main").write_text(commit)
+    models["profile"] = "real"  # CLIP is pinned to a commit in params.yaml; the editor: main
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return cache, root / "params.yaml"
 
@@ -60,16 +63,19 @@ def test_build_attack_edit_evaluate_with_the_real_profile(hub, tmp_path):
     ldmdata(hub, "build", "img2img", "--n", 2, "--out", tmp_path / "ds", "--batch-size", 2,
             *real)
     built = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    captioner = next(m for m in built["models"] if m["role"] == "captioner")
     clip = next(m for m in built["models"] if m["role"] == "clip")
-    assert clip["id"] == "openai/clip-vit-base-patch16"
-    assert clip["resolved_revision"] == commit_of("clip")  # the cache's refs/main
+    assert clip["id"] == "openai/clip-vit-base-patch16" and len(clip["revision"]) == 40
+    assert "resolved_revision" not in captioner  # source captions: the captioner never loaded
+    assert clip.get("resolved_revision", clip["revision"]) == clip["revision"]
 
     ldmdata(hub, "attack", tmp_path / "ds", "--out", tmp_path / "adv", "--target",
             "vae.encoder", "--steps", 2, "--limit", 1, "--prompts", "0", "--device", "cpu",
             *real)
     attack = json.loads((tmp_path / "adv" / "manifest.json").read_text())
     assert attack["model"] == {"role": "sd_img2img", "id": "stable-diffusion-v1-5/"
-                               "stable-diffusion-v1-5", "revision": commit_of("sd_img2img")}
+                               "stable-diffusion-v1-5", "revision": "main",
+                               "resolved_revision": commit_of("sd_img2img")}  # refs/main
 
     for name, images in (("clean", []), ("adv_edits", ["--images", tmp_path / "adv"])):
         ldmdata(hub, "edit", tmp_path / "ds", "--out", tmp_path / name, *images,
@@ -79,7 +85,8 @@ def test_build_attack_edit_evaluate_with_the_real_profile(hub, tmp_path):
             "psnr,ssim,clip_score", "--bootstrap", 10, *real)
     summary = json.loads((tmp_path / "m.json").read_text())
     assert summary["provenance"]["models"]["clip"]["id"] == "openai/clip-vit-base-patch16"
-    assert summary["provenance"]["models"]["editor"]["revision"] == commit_of("sd_img2img")
+    assert summary["provenance"]["models"]["editor"]["resolved_revision"] == \
+        commit_of("sd_img2img")
 
 
 def test_a_revision_missing_from_the_cache_is_one_line(hub, tmp_path):

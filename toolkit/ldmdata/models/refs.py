@@ -26,13 +26,16 @@ ROLES = (
 
 
 # The real models of the ``real`` profile (params.yaml's ``models`` section overrides them).
-# Set ``revision`` to a commit sha to pin it; "main" follows the Hub.
+# Set ``revision`` to a commit sha to pin it; "main" follows the Hub (the manifests then record
+# the commit it resolved to). Pinned here: only commits we found documented in public code
+# (CLIP: the revision a public Intel sample pins); the others are not pinned (docs/study.md).
 REAL_MODELS = {
     "captioner": {"id": "Salesforce/blip-image-captioning-large", "revision": "main"},
     "detector": {"id": "google/owlv2-base-patch16-ensemble", "revision": "main"},
     "segmenter": {"id": "facebook/sam-vit-huge", "revision": "main"},
     "segmenter_official": {"id": "sam_vit_h_4b8939.pth", "revision": None},
-    "clip": {"id": "openai/clip-vit-base-patch16", "revision": "main"},
+    "clip": {"id": "openai/clip-vit-base-patch16",
+             "revision": "57c216476eefef5ab752ec549e440a49ae4ae5f3"},
     "llm": {"id": "Qwen/Qwen2.5-1.5B-Instruct", "revision": "main"},
     "sd_img2img": {"id": "stable-diffusion-v1-5/stable-diffusion-v1-5", "revision": "main"},
     "sd_inpaint": {"id": "stable-diffusion-v1-5/stable-diffusion-inpainting", "revision": "main"},
