@@ -79,7 +79,7 @@ def attack_command(
     """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
     if list_targets:
         for name, path, editors, text in describe_targets():
-            console.print(f"{name:<20} {path:<56} {editors:<29} {text}", markup=False)
+            console.print(f"{name:<20} {path:<58} {editors:<29} {text}", markup=False)
         return
     if dataset_dir is None or out is None:
         raise LdmdataError("give DATASET_DIR and --out (or --list-targets)")
