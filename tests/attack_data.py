@@ -1,4 +1,4 @@
-"""Small img2img / inpaint datasets in the builders' format, written directly for attack tests."""
+"""Small img2img / inpaint / sr datasets in the builders' format, for attack tests."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def features(kind: str) -> datasets.Features:
             mask_fraction=datasets.Value("float32"),
         )
     if kind == "sr":
-        columns = {"id": datasets.Value("string"), "hr": datasets.Image(), "lr": datasets.Image()}
+        from ldmdata.build.sr import FEATURES as SR_FEATURES
+
+        return SR_FEATURES
     return datasets.Features(columns)
 
 
@@ -57,8 +59,14 @@ def make_dataset(folder: Path, kind: str, n: int = 2, size: int = 64, n_prompts:
         for i in range(n):
             image, mask, box = scene(i, size)
             if kind == "sr":
-                row = {"id": f"s{i}", "hr": encode_png(image),
-                       "lr": encode_png(image.resize((size // 4, size // 4)))}
+                lr = image.resize((size // 4, size // 4), Image.Resampling.BICUBIC)
+                row = {
+                    "id": f"s{i}", "source_id": f"synthetic:{i}", "hr": encode_png(image),
+                    "lr": encode_png(lr),
+                    "scale": 4, "degradation": '{"kind": "bicubic"}', "caption": "a scene",
+                    "captions": ["a scene"], "prompts": PROMPTS[:n_prompts],
+                    "prompt_clip_scores": [0.3] * n_prompts,
+                }
             else:
                 row = {
                     "id": f"s{i}", "source_id": f"synthetic:{i}", "image": encode_png(image),

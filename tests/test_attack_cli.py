@@ -1,6 +1,7 @@
 """``ldmdata attack`` and the attack stage: output dataset, provenance, resume, bad input."""
 
 import json
+import shutil
 
 import pytest
 import typer
@@ -119,10 +120,14 @@ def test_bad_options_give_one_line_and_exit_2(datasets_dir, tmp_path, tiny_dir, 
 
 
 def test_a_dataset_of_the_wrong_task_is_refused(datasets_dir, tmp_path, tiny_dir):
-    result = cli(datasets_dir / "sr", "--out", tmp_path / "o", "--target", "vae.encoder",
+    edits = tmp_path / "edits"
+    shutil.copytree(datasets_dir / "img2img", edits)
+    manifest = json.loads((edits / "manifest.json").read_text())
+    (edits / "manifest.json").write_text(json.dumps({**manifest, "kind": "edit"}))
+    result = cli(edits, "--out", tmp_path / "o", "--target", "vae.encoder",
                  "--tiny-dir", tiny_dir)
     assert result.exit_code == 2
-    assert "is a 'sr' dataset; attacks need an img2img or inpaint dataset" in result.output
+    assert "is a 'edit' dataset; attacks need an img2img, inpaint or sr dataset" in result.output
     missing = cli(tmp_path / "nothing", "--out", tmp_path / "o", "--target", "vae.encoder")
     assert missing.exit_code == 2 and "no manifest.json" in missing.output
 

@@ -11,10 +11,14 @@ The forward is cut into stages: ``0`` encodes the image, ``1..n`` are the denois
 ``n+1`` decodes. A :class:`FeatureRecorder` hooked on a module records its outputs and can stop
 the forward right after the last call the loss needs (see :func:`plan_stop`), so a VAE-encoder
 target never runs the UNet and a UNet target never decodes.
+
+:class:`DiffusionForward` is what every editor's forward shares; ``forward_editors`` adds the
+x4 upscaler's and InstructPix2Pix's on it.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +40,8 @@ class EditSettings:
     strength: float = 0.7
     guidance_scale: float = 7.5
     eta: float = 0.0
+    image_guidance_scale: float = 1.5  # InstructPix2Pix only
+    noise_level: int = 20  # x4 upscaler only
 
 
 @dataclass
@@ -111,64 +117,69 @@ def first_tensor(output) -> torch.Tensor:
     raise LdmdataError(f"the hooked module returned no tensor ({type(output).__name__})")
 
 
-class EditForward:
-    """Run a Stable Diffusion img2img or inpainting edit with gradients, stage by stage."""
+class DiffusionForward(ABC):
+    """What every differentiable editing forward shares: settings, prompts, seeds, stages.
 
-    def __init__(self, pipe, task: str, settings: EditSettings):
-        if task not in TASKS:
-            raise LdmdataError(f"unknown editing task {task!r}; choose one of: {', '.join(TASKS)}")
-        self.pipe, self.task, self.settings = pipe, task, settings
+    A subclass sets ``task`` and ``in_channels`` (the UNet input channels its editor needs)
+    and implements :meth:`_timesteps` and :meth:`_run`.
+    """
+
+    task: str
+    in_channels: int
+
+    def __init__(self, pipe, settings: EditSettings):
+        self.pipe, self.settings = pipe, settings
         self.vae, self.unet = pipe.vae, pipe.unet
         self.device, self.dtype = self.unet.device, self.unet.dtype
         self.scaling = self.vae.config.scaling_factor
-        self.cfg = settings.guidance_scale > 1
+        self.cfg = self.guided()
         if self.unet.config.time_cond_proj_dim is not None:
             raise LdmdataError("guidance-embedding UNets (time_cond_proj_dim) are not supported")
-        expected = 9 if task == "inpaint" else 4
-        if self.unet.config.in_channels != expected:
+        if self.unet.config.in_channels != self.in_channels:
             raise LdmdataError(
-                f"a {task} model needs a UNet with {expected} input channels; this one has "
-                f"{self.unet.config.in_channels}"
+                f"a {self.task} model needs a UNet with {self.in_channels} input channels; this "
+                f"one has {self.unet.config.in_channels}"
             )
         self.timesteps, self.n_steps = self._timesteps(self.new_scheduler())
-        if self.n_steps < 1:
-            raise LdmdataError(
-                f"num_inference_steps {settings.num_inference_steps} with strength "
-                f"{settings.strength} leaves no denoising step"
-            )
         self._embeds: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def guided(self) -> bool:
+        """Whether the pipeline runs classifier-free guidance with these settings."""
+        return self.settings.guidance_scale > 1
 
     # -- fixed per batch ---------------------------------------------------------------------
     def new_scheduler(self):
         """A fresh scheduler like the pipeline's (schedulers keep per-run state, e.g. PNDM's)."""
         return type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
 
+    @abstractmethod
     def _timesteps(self, scheduler) -> tuple[torch.Tensor, int]:
-        """The pipeline's ``retrieve_timesteps`` + ``get_timesteps`` on ``scheduler``."""
-        n = self.settings.num_inference_steps
-        scheduler.set_timesteps(n, device=self.device)
-        init = min(int(n * self.settings.strength), n)
-        start = max(n - init, 0)
-        if hasattr(scheduler, "set_begin_index"):
-            scheduler.set_begin_index(start * scheduler.order)
-        return scheduler.timesteps[start * scheduler.order :], n - start
+        """The pipeline's timesteps on ``scheduler`` (set up for a run) and their count."""
 
     @property
     def n_stages(self) -> int:
         """Encode + one stage per denoising step + decode."""
         return len(self.timesteps) + 2
 
+    def _encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(cond, uncond)`` embeddings of one prompt, as the pipeline makes them."""
+        return self.pipe.encode_prompt(prompt, self.device, 1, self.cfg)
+
     @torch.no_grad()
     def prompt_embeds(self, prompts: Sequence[str]) -> torch.Tensor:
         """``cat([uncond, cond])`` embeddings (or just cond without guidance), cached per prompt."""
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._embeds]
-        for prompt in missing:
-            cond, uncond = self.pipe.encode_prompt(prompt, self.device, 1, self.cfg)
-            self._embeds[prompt] = (cond, uncond)
+        cond, uncond = self._cached_embeds(prompts)
+        return torch.cat([uncond, cond]) if self.cfg else cond
+
+    def _cached_embeds(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The batch's ``(cond, uncond)`` embeddings (uncond None without guidance)."""
+        for prompt in dict.fromkeys(prompts):
+            if prompt not in self._embeds:
+                self._embeds[prompt] = self._encode_prompt(prompt)
         cond = torch.cat([self._embeds[p][0] for p in prompts])
         if not self.cfg:
-            return cond
-        return torch.cat([torch.cat([self._embeds[p][1] for p in prompts]), cond])
+            return cond, None
+        return cond, torch.cat([self._embeds[p][1] for p in prompts])
 
     def guided(self, module: torch.nn.Module) -> bool:
         """Whether ``module`` runs on the guidance batch ``[uncond rows, cond rows]``.
@@ -182,17 +193,9 @@ class EditForward:
         return [torch.Generator("cpu").manual_seed(int(s)) for s in batch.seeds]
 
     # -- the forward ---------------------------------------------------------------------------
-    def encode_sample(self, x: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
-        """Scaled latents ``(mean + std * noise) * scaling_factor`` as the pipeline samples them."""
-        posterior = self.vae.encode(x).latent_dist
-        return posterior.sample(generator=gens) * self.scaling
-
     def model_inputs(self, x01: torch.Tensor, batch: EditBatch) -> torch.Tensor:
-        """The pixels (in [-1, 1]) the VAE encoder sees: the image, or the masked image."""
-        x = (2 * x01 - 1).to(self.dtype)
-        if self.task == "inpaint":
-            x = x * (batch.repaint.to(x) < 0.5)
-        return x
+        """The pixels (in [-1, 1]) the editor's first module sees."""
+        return (2 * x01 - 1).to(self.dtype)
 
     def run(
         self,
@@ -217,6 +220,76 @@ class EditForward:
         finally:
             if recorder is not None:
                 recorder.active = False
+
+    @abstractmethod
+    def _run(self, x01, batch, recorder, embeds) -> torch.Tensor:
+        """The forward proper; calls ``recorder.enter_stage`` at each stage."""
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """The VAE's raw decode of the final latents (the pipeline's, before postprocessing)."""
+        return self.vae.decode(latents / self.scaling, return_dict=False)[0]
+
+    @staticmethod
+    def postprocess(decoded: torch.Tensor) -> torch.Tensor:
+        """The pipeline's ``output_type="pt"`` image: ``(decoded / 2 + 0.5).clamp(0, 1)``."""
+        return (decoded / 2 + 0.5).clamp(0, 1)
+
+    @property
+    def vae_factor(self) -> int:
+        """Pixels per latent side of the VAE (8 for SD, 4 for the x4 upscaler)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def input_factor(self) -> int:
+        """Input pixels per latent side (the VAE factor, unless the image is not encoded)."""
+        return self.vae_factor
+
+    def output_size(self, x: torch.Tensor) -> tuple[int, int]:
+        """``(width, height)`` of the edit of ``x`` (the decoder upsamples the latents)."""
+        h, w = x.shape[-2:]
+        return w // self.input_factor * self.vae_factor, h // self.input_factor * self.vae_factor
+
+    def probe_size(self) -> int:
+        """The smallest image side the VAE and UNet accept (for cheap structural probes)."""
+        return self.input_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+
+class EditForward(DiffusionForward):
+    """Run a Stable Diffusion img2img or inpainting edit with gradients, stage by stage."""
+
+    def __init__(self, pipe, task: str, settings: EditSettings):
+        if task not in TASKS:
+            raise LdmdataError(f"unknown editing task {task!r}; choose one of: {', '.join(TASKS)}")
+        self.task = task
+        self.in_channels = 9 if task == "inpaint" else 4
+        super().__init__(pipe, settings)
+        if self.n_steps < 1:
+            raise LdmdataError(
+                f"num_inference_steps {settings.num_inference_steps} with strength "
+                f"{settings.strength} leaves no denoising step"
+            )
+
+    def _timesteps(self, scheduler) -> tuple[torch.Tensor, int]:
+        """The pipeline's ``retrieve_timesteps`` + ``get_timesteps`` on ``scheduler``."""
+        n = self.settings.num_inference_steps
+        scheduler.set_timesteps(n, device=self.device)
+        init = min(int(n * self.settings.strength), n)
+        start = max(n - init, 0)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start * scheduler.order)
+        return scheduler.timesteps[start * scheduler.order :], n - start
+
+    def encode_sample(self, x: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
+        """Scaled latents ``(mean + std * noise) * scaling_factor`` as the pipeline samples them."""
+        posterior = self.vae.encode(x).latent_dist
+        return posterior.sample(generator=gens) * self.scaling
+
+    def model_inputs(self, x01: torch.Tensor, batch: EditBatch) -> torch.Tensor:
+        """The pixels (in [-1, 1]) the VAE encoder sees: the image, or the masked image."""
+        x = (2 * x01 - 1).to(self.dtype)
+        if self.task == "inpaint":
+            x = x * (batch.repaint.to(x) < 0.5)
+        return x
 
     def _run(self, x01, batch, recorder, embeds) -> torch.Tensor:
         stage = recorder.enter_stage if recorder is not None else (lambda i: None)
@@ -255,13 +328,13 @@ class EditForward:
             latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
 
         stage(len(timesteps) + 1)
-        return self.vae.decode(latents / self.scaling, return_dict=False)[0]
+        return self.decode(latents)
 
     def _inpaint_latents(self, x01, gens, scheduler, latent_t) -> torch.Tensor:
         """The inpainting pipeline's ``prepare_latents`` (noise, or image latents + noise)."""
         n, _, h, w = x01.shape
-        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        shape = (n, self.vae.config.latent_channels, h // factor, w // factor)
+        f = self.vae_factor
+        shape = (n, self.vae.config.latent_channels, h // f, w // f)
         if self.settings.strength == 1.0:
             noise = randn_tensor(shape, gens, self.device, self.dtype)
             return noise * scheduler.init_noise_sigma
@@ -269,18 +342,8 @@ class EditForward:
         noise = randn_tensor(shape, gens, self.device, self.dtype)
         return scheduler.add_noise(image_latents, noise, latent_t)
 
-    @staticmethod
-    def postprocess(decoded: torch.Tensor) -> torch.Tensor:
-        """The pipeline's ``output_type="pt"`` image: ``(decoded / 2 + 0.5).clamp(0, 1)``."""
-        return (decoded / 2 + 0.5).clamp(0, 1)
 
-    def probe_size(self) -> int:
-        """The smallest image side the VAE and UNet accept (for cheap structural probes)."""
-        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
-
-
-def plan_stop(forward: EditForward, module: torch.nn.Module, name: str) -> tuple[int, int]:
+def plan_stop(forward: DiffusionForward, module: torch.nn.Module, name: str) -> tuple[int, int]:
     """Where the forward can stop for a loss on ``module``: ``(last stage, calls in it)``.
 
     Found by one gradient-free run at the smallest valid size (call counts do not depend on

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from ldmdata.attacks.editors import check_for_editor, pick_editor
 from ldmdata.errors import LdmdataError
 
 METHODS = ("bim", "photoguard-encoder", "photoguard-diffusion")
@@ -31,7 +32,8 @@ class AttackParams:
     (clean + U(-eps, eps), PhotoGuard's encoder attack) or ``clean``. ``step_decay`` shrinks the
     step linearly to step/100 over the run (PhotoGuard). ``grad_reps`` averages gradients over
     that many noise draws (PhotoGuard's diffusion attack). ``mask_aware`` perturbs only the
-    region an inpainting model keeps.
+    region an inpainting model keeps. ``editor`` is the attacked editing model (see
+    :mod:`ldmdata.attacks.editors`).
 
     ``feature_rows``: which classifier-free-guidance rows a UNet-target feature loss (bim)
     compares. The UNet runs on ``[uncond rows, cond rows]``; ``uncond`` is what the study's hook
@@ -62,6 +64,9 @@ class AttackParams:
     strength: float = 0.7
     guidance_scale: float = 7.5
     eta: float = 0.0
+    image_guidance_scale: float = 1.5  # InstructPix2Pix's pipeline default
+    noise_level: int = 20  # the x4 upscaler's pipeline default
+    editor: str | None = None  # the attacked model; resolve_params picks the task's own
     seed: int = 9209
 
     @property
@@ -130,9 +135,12 @@ def resolve_params(
         raise LdmdataError(
             f"--target names a module for --method bim; {method} aims at --target-image"
         )
+    editor = pick_editor(task, given.pop("editor", None))
     values = (_paper if preset == "paper" else _photoguard)(method, task)
-    params = replace(AttackParams(method=method, target=target, **values), **given)
+    params = replace(AttackParams(method=method, target=target, editor=editor, **values),
+                     **given)
     validate(params)
+    check_for_editor(method, editor, params.mask_aware, set(given))
     return params
 
 
@@ -156,6 +164,9 @@ def validate(p: AttackParams) -> None:
         (0 < p.strength <= 1, f"strength must be in (0, 1], got {p.strength}"),
         (p.guidance_scale >= 0, f"guidance_scale must be >= 0, got {p.guidance_scale}"),
         (p.eta >= 0, f"eta must be >= 0, got {p.eta}"),
+        (p.image_guidance_scale >= 0,
+         f"image_guidance_scale must be >= 0, got {p.image_guidance_scale}"),
+        (0 <= p.noise_level < 1000, f"noise_level must be in [0, 1000), got {p.noise_level}"),
         (p.seed >= 0, f"seed must be >= 0, got {p.seed}"),
         (p.target_image in TARGET_IMAGES or Path(p.target_image).is_file(),
          f"target_image must be {' or '.join(TARGET_IMAGES)} or an image file, "

@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from ldmdata.attacks.forward import EditBatch, EditForward, EditSettings, plan_stop
+from ldmdata.attacks.editors import IMAGE_COLUMN
+from ldmdata.attacks.forward import EditBatch, EditSettings, plan_stop
+from ldmdata.attacks.forward_editors import make_forward
 from ldmdata.attacks.methods import (
     DiffusionAttack,
     EncoderAttack,
@@ -32,7 +34,7 @@ from ldmdata.attacks.methods import (
     quantize,
 )
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
-from ldmdata.attacks.targets import check_target_name, resolve_target
+from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
 from ldmdata.dataset.writer import PARTIAL
 from ldmdata.errors import LdmdataError
@@ -49,7 +51,7 @@ from ldmdata.params import merge_known, parse_prompts
 from ldmdata.provenance import code_version, dvc_hash
 
 KIND = "attack"
-TASKS = ("img2img", "inpaint")
+TASKS = tuple(IMAGE_COLUMN)
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -103,12 +105,12 @@ class RunOptions:
 
 
 def check_dataset(folder: Path) -> dict:
-    """The input manifest; LdmdataError unless it is a finished img2img/inpaint dataset."""
+    """The input manifest; LdmdataError unless it is a finished img2img/inpaint/sr dataset."""
     manifest = read_manifest(folder)
     kind = manifest.get("kind")
     if kind not in TASKS:
         raise LdmdataError(
-            f"{folder} is a {kind!r} dataset; attacks need an img2img or inpaint dataset"
+            f"{folder} is a {kind!r} dataset; attacks need an img2img, inpaint or sr dataset"
         )
     return manifest
 
@@ -168,20 +170,24 @@ def batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int
 
 
 class Attacker:
-    """One model + one attack configuration, applied batch by batch."""
+    """One model + one attack configuration, applied batch by batch.
+
+    ``task`` is the attacked editor (img2img | inpaint | upscale | ip2p).
+    """
 
     def __init__(self, pipe, task: str, params: AttackParams):
         self.pipe, self.task, self.params = pipe, task, params
         settings = EditSettings(params.num_inference_steps, params.strength,
-                                params.guidance_scale, params.eta)
-        self.forward = EditForward(pipe, task, settings)
+                                params.guidance_scale, params.eta,
+                                params.image_guidance_scale, params.noise_level)
+        self.forward = make_forward(pipe, task, settings)
         self.module_path = self.module = self.stop = None
         if params.method == "bim":
             self.module_path, self.module = resolve_target(pipe, params.target)
             self.stop = plan_stop(self.forward, self.module, params.target)
 
     def objective(self, batch: EditBatch, x: torch.Tensor, keys: list[str]) -> Objective:
-        size = (x.shape[-1], x.shape[-2])
+        size = self.forward.output_size(x)
         if self.params.method == "bim":
             return FeatureDistortion(self.forward, batch, self.module, self.stop, x,
                                      self.params.feature_rows)
@@ -256,16 +262,17 @@ def attack_dataset(
     model_record = describe_model(model)
     if options.threads is not None:
         torch.set_num_threads(options.threads)
-    pipe = load_pipeline(model, task, device, dtype)
+    pipe = load_pipeline(model, params.editor, device, dtype)
     if options.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
         pipe.vae.enable_gradient_checkpointing()
-    attacker = Attacker(pipe, task, params)
+    attacker = Attacker(pipe, params.editor, params)
     config = manifest_config(params, task, input_hash, model_record, options, device)
 
-    columns = ["id", "source_id", "image", "prompts"] + (["mask"] if task == "inpaint" else [])
+    image = IMAGE_COLUMN[task]
+    columns = ["id", "source_id", image, "prompts"] + (["mask"] if task == "inpaint" else [])
     rows = RowStream(dataset_dir, columns)
-    sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0)
+    sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0, image)
 
     overwrite = options.overwrite or (
         options.replace_stale and _stored_config(out_dir) not in (None, _normalized(config))
@@ -280,7 +287,7 @@ def attack_dataset(
                                    lambda r: sizes[r]):
             t0 = time.perf_counter()
             chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
-            out = _attack_chunk(attacker, chunk, task)
+            out = _attack_chunk(attacker, chunk, task, image)
             seconds = (time.perf_counter() - t0) / len(chunk)
             for i, (row, k) in enumerate(chunk):
                 record = _output_row(row, k, out, i, params.iterations, seconds)
@@ -294,6 +301,7 @@ def attack_dataset(
             "attack": {
                 "method": params.method,
                 "target": params.target,
+                "editor": params.editor,
                 "module": attacker.module_path,
                 "stop_after": attacker.stop,
                 "objective": "maximize" if params.maximize else "minimize",
@@ -335,20 +343,23 @@ def _stored_config(out_dir: Path) -> dict | None:
     return None
 
 
-def _image_sizes(folder: Path, manifest: dict, n_rows: int) -> list[tuple[int, int]]:
-    """Each row's image size, from the width/height columns (or the images themselves)."""
-    known = {"width", "height"} <= set(manifest["features"])
-    columns = ["width", "height"] if known else ["image"]
+def _image_sizes(folder: Path, manifest: dict, n_rows: int,
+                 image: str) -> list[tuple[int, int]]:
+    """Each row's size of column ``image``, from the width/height columns or the images."""
+    known = image == "image" and {"width", "height"} <= set(manifest["features"])
+    columns = ["width", "height"] if known else [image]
     sizes: list[tuple[int, int]] = []
     for row in iter_rows(folder, columns=columns, decode_images=not known):
         if len(sizes) >= n_rows:
             break
-        sizes.append((row["width"], row["height"]) if known else row["image"].size)
+        sizes.append((row["width"], row["height"]) if known else row[image].size)
     return sizes
 
 
-def _attack_chunk(attacker: Attacker, chunk: list[tuple[dict, int]], task: str) -> dict:
-    x = torch.stack([to_tensor(row["image"]) for row, _ in chunk])
+def _attack_chunk(attacker: Attacker, chunk: list[tuple[dict, int]], task: str,
+                  image: str) -> dict:
+    """Attack the chunk's ``image`` column (the low-res ``lr`` of an sr dataset)."""
+    x = torch.stack([to_tensor(row[image]) for row, _ in chunk])
     prompts = [row["prompts"][k] for row, k in chunk]
     keys = [f"{row['id']}:{k}" for row, k in chunk]
     repaint = None
@@ -414,8 +425,10 @@ def attack(
         check_target_name(target)
     task = check_dataset(Path(dataset_dir))["kind"]
     params = resolve_params(method, task, target, preset, overrides)
+    if target is not None:
+        check_target_for_editor(target, params.editor)
     (options or RunOptions()).check()
-    ref = editor_ref(task, profile, models_params or {}, tiny_dir, model, revision)
+    ref = editor_ref(params.editor, profile, models_params or {}, tiny_dir, model, revision)
     return attack_dataset(dataset_dir, out_dir, params, ref, options, progress)
 
 

@@ -1,4 +1,12 @@
-"""Named attack targets (the study's modules) and resolution of any dotted module path."""
+"""Named attack targets (the study's modules) and resolution of any dotted module path.
+
+The names are module paths that exist in every attacked editor's pipeline: SD-1.5 img2img and
+inpainting, InstructPix2Pix (SD-1.5's UNet layout, 8 input channels) and the x4 upscaler
+(whose UNet starts with a plain ``DownBlock2D``, so its ``down_blocks[1]`` is its first
+cross-attention block, where SD-1.5's is its second; where a UNet sets
+``only_cross_attention`` for a block, that block's ``attn1`` attends to the prompt too). The
+upscaler never encodes its low-res input, so the VAE-encoder targets do not apply to it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import re
 
 import torch
 
+from ldmdata.attacks.editors import EDITORS
 from ldmdata.errors import LdmdataError
 
 _BLOCK = "unet.down_blocks.1.attentions.0.transformer_blocks.0"
@@ -18,10 +27,13 @@ NAMED_TARGETS: dict[str, tuple[str, str]] = {
     "unet.cross_attn": (f"{_BLOCK}.attn2", "UNet down_blocks[1] cross-attention"),
     "unet.ff": (f"{_BLOCK}.ff", "UNet down_blocks[1] feed-forward"),
     "unet.resnet": ("unet.down_blocks.1.resnets.0", "UNet down_blocks[1] first resnet"),
+    "unet.conv_in": ("unet.conv_in", "UNet input conv (latents + image conditioning)"),
     "vae.post_quant_conv": ("vae.post_quant_conv", "VAE conv before the decoder"),
     "vae.decoder": ("vae.decoder", "VAE decoder (latent -> image)"),
 }
 ROOTS = ("vae", "unet", "text_encoder")
+# Module paths (and everything under them) that an editor never runs on the image.
+OFF_PATH = {"upscale": ("vae.encoder", "vae.quant_conv")}
 
 
 def module_path(target: str) -> str:
@@ -58,6 +70,20 @@ def check_target_name(target: str) -> None:
         raise _unknown(target, f"paths start with {', '.join(ROOTS)}")
 
 
-def describe_targets() -> list[tuple[str, str, str]]:
-    """``(name, module path, description)`` for ``--list-targets``."""
-    return [(name, path, text) for name, (path, text) in NAMED_TARGETS.items()]
+def off_path(path: str, editor: str) -> bool:
+    """Whether ``editor`` never runs the module at ``path`` on the attacked image."""
+    return any(path == p or path.startswith(p + ".") for p in OFF_PATH.get(editor, ()))
+
+
+def check_target_for_editor(target: str, editor: str) -> None:
+    """Fail early on a target that ``editor`` never runs on the image (no model needed)."""
+    if off_path(module_path(target), editor):
+        usable = [name for name, (path, _) in NAMED_TARGETS.items() if not off_path(path, editor)]
+        raise LdmdataError(f"target {target} is not on the {editor} editor's path (it never "
+                           f"encodes the image); targets for {editor}: {', '.join(usable)}")
+
+
+def describe_targets() -> list[tuple[str, str, str, str]]:
+    """``(name, module path, editors it applies to, description)`` for ``--list-targets``."""
+    return [(name, path, ",".join(e for e in EDITORS if not off_path(path, e)), text)
+            for name, (path, text) in NAMED_TARGETS.items()]

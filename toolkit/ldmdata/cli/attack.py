@@ -21,7 +21,7 @@ Opt = typer.Option
 @user_errors
 def attack_command(
     dataset_dir: Annotated[
-        Path | None, typer.Argument(help="An img2img or inpaint dataset built by ldmdata.")
+        Path | None, typer.Argument(help="An img2img, inpaint or sr dataset built by ldmdata.")
     ] = None,
     out: Annotated[Path | None, Opt("--out", help="Folder for the adversarial dataset.")] = None,
     target: Annotated[str | None, Opt(
@@ -39,6 +39,13 @@ def attack_command(
     strength: Annotated[float | None, Opt("--strength", help="Edit strength (0, 1].")] = None,
     guidance: Annotated[float | None, Opt("--guidance", help="Guidance scale.")] = None,
     eta: Annotated[float | None, Opt("--eta", help="DDIM eta of the attacked edit.")] = None,
+    editor: Annotated[str | None, Opt("--editor", help=(
+        "Attacked model: img2img | inpaint | upscale | ip2p (default: the dataset task's own; "
+        "ip2p on img2img datasets)"))] = None,
+    image_guidance: Annotated[float | None, Opt(
+        "--image-guidance", help="InstructPix2Pix image guidance scale.")] = None,
+    noise_level: Annotated[int | None, Opt(
+        "--noise-level", help="x4 upscaler: noise added to the low-res image.")] = None,
     norm: Annotated[str | None, Opt("--norm", help="linf | l2")] = None,
     grad_reps: Annotated[int | None, Opt(
         "--grad-reps", help="Gradients averaged over this many noise draws.")] = None,
@@ -78,8 +85,8 @@ def attack_command(
 ) -> None:
     """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
     if list_targets:
-        for name, path, text in describe_targets():
-            console.print(f"{name:<20} {path:<56} {text}", markup=False)
+        for name, path, editors, text in describe_targets():
+            console.print(f"{name:<20} {path:<58} {editors:<29} {text}", markup=False)
         return
     if dataset_dir is None or out is None:
         raise LdmdataError("give DATASET_DIR and --out (or --list-targets)")
@@ -90,7 +97,8 @@ def attack_command(
         eps=eps, iterations=steps, step_size=step_size, seed=seed,
         num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
         eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
-        mask_aware=mask_aware, feature_rows=feature_rows, storage=storage,
+        mask_aware=mask_aware, feature_rows=feature_rows, storage=storage, editor=editor,
+        image_guidance_scale=image_guidance, noise_level=noise_level,
     )
     options = RunOptions(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
