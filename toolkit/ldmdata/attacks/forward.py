@@ -132,7 +132,7 @@ class DiffusionForward(ABC):
         self.vae, self.unet = pipe.vae, pipe.unet
         self.device, self.dtype = self.unet.device, self.unet.dtype
         self.scaling = self.vae.config.scaling_factor
-        self.cfg = self.guided()
+        self.cfg = self._uses_guidance()
         if self.unet.config.time_cond_proj_dim is not None:
             raise LdmdataError("guidance-embedding UNets (time_cond_proj_dim) are not supported")
         if self.unet.config.in_channels != self.in_channels:
@@ -143,7 +143,10 @@ class DiffusionForward(ABC):
         self.timesteps, self.n_steps = self._timesteps(self.new_scheduler())
         self._embeds: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def guided(self) -> bool:
+    # The UNet batch under guidance: one block of rows per branch, in the pipeline's order.
+    guidance_blocks: tuple[str, ...] = ("uncond", "cond")
+
+    def _uses_guidance(self) -> bool:
         """Whether the pipeline runs classifier-free guidance with these settings."""
         return self.settings.guidance_scale > 1
 
@@ -181,13 +184,15 @@ class DiffusionForward(ABC):
             return cond, None
         return cond, torch.cat([self._embeds[p][1] for p in prompts])
 
-    def guided(self, module: torch.nn.Module) -> bool:
-        """Whether ``module`` runs on the guidance batch ``[uncond rows, cond rows]``.
+    def row_blocks(self, module: torch.nn.Module) -> tuple[str, ...]:
+        """The blocks of rows ``module``'s output holds per sample (:attr:`guidance_blocks`).
 
-        True for UNet modules under classifier-free guidance; VAE modules (and every module
-        without guidance) see one row per sample.
+        UNet modules under classifier-free guidance run on the guidance batch; VAE modules (and
+        every module without guidance) see one row per sample: ``()``.
         """
-        return self.cfg and any(m is module for m in self.unet.modules())
+        if self.cfg and any(m is module for m in self.unet.modules()):
+            return self.guidance_blocks
+        return ()
 
     def generators(self, batch: EditBatch) -> list[torch.Generator]:
         return [torch.Generator("cpu").manual_seed(int(s)) for s in batch.seeds]

@@ -89,8 +89,9 @@ class Pix2PixForward(DiffusionForward):
 
     task = "ip2p"
     in_channels = 8
+    guidance_blocks = ("cond", "image", "uncond")
 
-    def guided(self) -> bool:
+    def _uses_guidance(self) -> bool:
         s = self.settings
         return s.guidance_scale > 1 and s.image_guidance_scale >= 1
 

@@ -27,16 +27,18 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
-def compared_rows(feature_rows: str, n: int, guided: bool) -> slice:
+def compared_rows(feature_rows: str, n: int, blocks: tuple[str, ...]) -> slice:
     """The rows of a recorded output that the loss compares (``feature_rows`` of AttackParams).
 
-    A guided output has ``2n`` rows, the unconditional ones then the conditional ones (the
-    pipeline's ``torch.cat([latents] * 2)`` with ``cat([negative, prompt])`` embeddings);
-    otherwise ``n``, one per sample, which every choice compares.
+    A guided output holds one block of ``n`` rows per guidance branch, in the pipeline's order
+    (``blocks``: SD's ``torch.cat([latents] * 2)`` with ``cat([negative, prompt])`` embeddings
+    is ``("uncond", "cond")``; InstructPix2Pix's is ``("cond", "image", "uncond")``). Without
+    guidance (``blocks == ()``) each sample has one row, which every choice compares.
     """
-    if not guided or feature_rows == "both":
+    if not blocks or feature_rows == "both":
         return slice(None)
-    return slice(0, n) if feature_rows == "uncond" else slice(n, 2 * n)
+    k = blocks.index(feature_rows)
+    return slice(k * n, (k + 1) * n)
 
 
 def per_sample_mse(adv: list[torch.Tensor], clean: list[torch.Tensor], n: int,
@@ -86,7 +88,7 @@ class FeatureDistortion(Objective):
     def __init__(self, forward: EditForward, batch: EditBatch, module: torch.nn.Module,
                  stop: tuple[int, int], x_clean: torch.Tensor, feature_rows: str):
         self.forward, self.batch = forward, batch
-        self.rows = compared_rows(feature_rows, len(batch), forward.guided(module))
+        self.rows = compared_rows(feature_rows, len(batch), forward.row_blocks(module))
         self.recorder = FeatureRecorder(module, stop)
         self.embeds = forward.prompt_embeds(batch.prompts)
         with torch.no_grad(), self.recorder:
