@@ -29,7 +29,9 @@ class AttackParams:
     (clean + U(-eps, eps), PhotoGuard's encoder attack) or ``clean``. ``step_decay`` shrinks the
     step linearly to step/100 over the run (PhotoGuard). ``grad_reps`` averages gradients over
     that many noise draws (PhotoGuard's diffusion attack). ``mask_aware`` perturbs only the
-    region an inpainting model keeps.
+    region an inpainting model keeps. ``eot`` lists defences the attack expects (see
+    ``ldmdata.attacks.eot``: canonical ``{method, params, bpda}`` entries), each step averaging
+    the loss over ``eot_samples`` draws of them.
     """
 
     method: str
@@ -49,6 +51,8 @@ class AttackParams:
     guidance_scale: float = 7.5
     eta: float = 0.0
     seed: int = 9209
+    eot: tuple = ()
+    eot_samples: int = 1
 
     @property
     def maximize(self) -> bool:
@@ -116,6 +120,10 @@ def resolve_params(
             f"--target names a module for --method bim; {method} aims at --target-image"
         )
     values = (_paper if preset == "paper" else _photoguard)(method, task)
+    if "eot" in given:
+        from ldmdata.attacks.eot import parse_eot  # eot imports the objectives, which need us
+
+        given["eot"] = parse_eot(given["eot"])
     params = replace(AttackParams(method=method, target=target, **values), **given)
     validate(params)
     return params
@@ -138,6 +146,9 @@ def validate(p: AttackParams) -> None:
         (p.guidance_scale >= 0, f"guidance_scale must be >= 0, got {p.guidance_scale}"),
         (p.eta >= 0, f"eta must be >= 0, got {p.eta}"),
         (p.seed >= 0, f"seed must be >= 0, got {p.seed}"),
+        (isinstance(p.eot_samples, int) and p.eot_samples >= 1,
+         f"eot_samples must be an integer >= 1, got {p.eot_samples!r}"),
+        (p.eot or p.eot_samples == 1, "eot_samples needs eot (the defences to expect)"),
         (p.target_image in TARGET_IMAGES or Path(p.target_image).is_file(),
          f"target_image must be {' or '.join(TARGET_IMAGES)} or an image file, "
          f"got {p.target_image!r}"),

@@ -47,6 +47,11 @@ def attack_command(
     mask_aware: Annotated[bool | None, Opt(
         "--mask-aware/--no-mask-aware",
         help="Inpainting: perturb only the region the model keeps.")] = None,
+    eot: Annotated[str | None, Opt(
+        "--eot", help="Defences the attack expects: SPEC[,SPEC...], e.g. jpeg:quality=75,"
+        "diffpure:bpda=identity (EOT; purifiers by BPDA).")] = None,
+    eot_samples: Annotated[int | None, Opt(
+        "--eot-samples", help="Defence draws averaged per gradient step (with --eot).")] = None,
     prompts: Annotated[str, Opt("--prompts", help="Prompts per image: all or 0,2,...")] = "all",
     limit: Annotated[int | None, Opt("--limit", help="Attack only the first N images.")] = None,
     batch_size: Annotated[int, Opt("--batch-size", help="Pairs attacked together.")] = 5,
@@ -83,7 +88,7 @@ def attack_command(
         eps=eps, iterations=steps, step_size=step_size, seed=seed,
         num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
         eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
-        mask_aware=mask_aware,
+        mask_aware=mask_aware, eot=eot, eot_samples=eot_samples,
     )
     options = RunOptions(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
