@@ -9,6 +9,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+import ldmdata.purify.impress as impress_module
 from attack_data import scene
 from eval_data import FAST, make_world, one_thread
 from ldmdata.cli.defend import defend_command
@@ -263,6 +264,25 @@ def test_impress_makes_the_vae_round_trip_more_consistent(img2img, monkeypatch):
     assert np.abs(pixels(out[0]) - pixels(image[0])).max() > 0
     with pytest.raises(LdmdataError, match="closeness=lpips needs the VGG16 weights"):
         parse_defence("impress:closeness=lpips")
+
+
+def test_impress_uses_the_lpips_hinge_when_its_weights_are_here(img2img, monkeypatch, tmp_path):
+    weights = tmp_path / "vgg16.pth"
+    weights.write_bytes(b"")
+    monkeypatch.setattr(purify_spec, "lpips_weights", lambda: weights)
+    seen = []
+
+    def fake_lpips(device):  # a stand-in distance: the real one needs the VGG16 weights
+        def distance(x, y):
+            seen.append(x.shape)
+            return (x - y).abs().mean(dim=(1, 2, 3), keepdim=True)
+        return distance
+
+    monkeypatch.setattr(impress_module, "lpips_vgg", fake_lpips)
+    defence = parse_defence("impress:iterations=2")
+    assert defence.params["closeness"] == "lpips"
+    Defender(defence, img2img)(images(), ["a", "b"])
+    assert seen == [(2, 3, 64, 64)] * 2
 
 
 @pytest.mark.parametrize("spec", FAST_PURIFIERS)

@@ -109,7 +109,7 @@ class EotTransforms:
         self.entries, self.seed = entries, seed
         self.defences = [make_defence(e["method"], e["params"]) for e in entries]
         self.defenders = [None if d.method in DIFFERENTIABLE
-                          else Defender(d, pipes[d.model_kind]) for d in self.defences]
+                          else Defender(d, pipes.get(d.model_kind)) for d in self.defences]
         self.pipes = pipes
 
     def __call__(self, x: torch.Tensor, keys: list[str], draw: tuple[int, int, int]

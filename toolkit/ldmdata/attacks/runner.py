@@ -431,9 +431,8 @@ def attack(
     params = resolve_params(method, task, target, preset, overrides)
     (options or RunOptions()).check()
     ref = editor_ref(task, profile, models_params or {}, tiny_dir, model, revision)
-    eot_models = {kind: ref if kind == task else
-                  editor_ref(kind, profile, models_params or {}, tiny_dir)
-                  for kind in model_kinds(params.eot)}
+    eot_models = {kind: editor_ref(kind, profile, models_params or {}, tiny_dir)
+                  for kind in model_kinds(params.eot)}  # the models `ldmdata defend` uses
     return attack_dataset(dataset_dir, out_dir, params, ref, options, progress, eot_models)
 
 
