@@ -15,7 +15,7 @@ from attack_data import PROMPTS, make_dataset, scene
 from ldmdata.attacks.eot import EotTransforms, parse_eot, split_eot
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.params import resolve_params
-from ldmdata.attacks.runner import Attacker, RunOptions, attack, to_tensor
+from ldmdata.attacks.runner import Attacker, RunOptions, attack, attack_from_params, to_tensor
 from ldmdata.cli.attack import attack_command
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
@@ -180,3 +180,13 @@ def test_cli_takes_eot_and_bad_specs_exit_2(tmp_path, tiny_dir):
     assert bad.exit_code == 2
     assert bad.output.strip().startswith("error: eot: unknown defence 'sharpen'")
     assert "\n" not in bad.output.strip() and not (tmp_path / "bad").exists()
+
+
+def test_the_stage_reads_eot_from_each_methods_params_yaml_overrides(tmp_path, tiny_dir):
+    data = make_dataset(tmp_path / "data", "img2img", n=1)
+    params = {"attack": {"prompts": "0", "threads": 1, "bim": {
+        "iterations": 1, "num_inference_steps": 2, "eot": ["jpeg:quality=75", {"method": "blur"}],
+        "eot_samples": 2}}}
+    manifest = attack_from_params(data, tmp_path / "a", "vae.encoder", params, tiny_dir)
+    assert [e["method"] for e in manifest["attack"]["eot"]] == ["jpeg", "blur"]
+    assert manifest["attack"]["params"]["eot_samples"] == 2
