@@ -33,7 +33,9 @@ class AttackParams:
     step linearly to step/100 over the run (PhotoGuard). ``grad_reps`` averages gradients over
     that many noise draws (PhotoGuard's diffusion attack). ``mask_aware`` perturbs only the
     region an inpainting model keeps. ``editor`` is the attacked editing model (see
-    :mod:`ldmdata.attacks.editors`).
+    :mod:`ldmdata.attacks.editors`). ``eot`` lists defences the attack expects (see
+    ``ldmdata.attacks.eot``: canonical ``{method, params, bpda}`` entries), each step averaging
+    the loss over ``eot_samples`` draws of them.
 
     ``feature_rows``: which classifier-free-guidance rows a UNet-target feature loss (bim)
     compares. The UNet runs on ``[uncond rows, cond rows]``; ``uncond`` is what the study's hook
@@ -68,6 +70,8 @@ class AttackParams:
     noise_level: int = 20  # the x4 upscaler's pipeline default
     editor: str | None = None  # the attacked model; resolve_params picks the task's own
     seed: int = 9209
+    eot: tuple = ()
+    eot_samples: int = 1
 
     @property
     def maximize(self) -> bool:
@@ -137,6 +141,10 @@ def resolve_params(
         )
     editor = pick_editor(task, given.pop("editor", None))
     values = (_paper if preset == "paper" else _photoguard)(method, task)
+    if "eot" in given:
+        from ldmdata.attacks.eot import parse_eot  # eot imports the objectives, which need us
+
+        given["eot"] = parse_eot(given["eot"])
     params = replace(AttackParams(method=method, target=target, editor=editor, **values),
                      **given)
     validate(params)
@@ -168,6 +176,9 @@ def validate(p: AttackParams) -> None:
          f"image_guidance_scale must be >= 0, got {p.image_guidance_scale}"),
         (0 <= p.noise_level < 1000, f"noise_level must be in [0, 1000), got {p.noise_level}"),
         (p.seed >= 0, f"seed must be >= 0, got {p.seed}"),
+        (isinstance(p.eot_samples, int) and p.eot_samples >= 1,
+         f"eot_samples must be an integer >= 1, got {p.eot_samples!r}"),
+        (p.eot or p.eot_samples == 1, "eot_samples needs eot (the defences to expect)"),
         (p.target_image in TARGET_IMAGES or Path(p.target_image).is_file(),
          f"target_image must be {' or '.join(TARGET_IMAGES)} or an image file, "
          f"got {p.target_image!r}"),

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from ldmdata.attacks.editors import IMAGE_COLUMN
+from ldmdata.attacks.eot import EotObjective, EotTransforms, model_kinds
 from ldmdata.attacks.forward import EditBatch, EditSettings, plan_stop
 from ldmdata.attacks.forward_editors import make_forward
 from ldmdata.attacks.methods import (
@@ -175,8 +176,9 @@ class Attacker:
     ``task`` is the attacked editor (img2img | inpaint | upscale | ip2p).
     """
 
-    def __init__(self, pipe, task: str, params: AttackParams):
+    def __init__(self, pipe, task: str, params: AttackParams, eot_pipes: dict | None = None):
         self.pipe, self.task, self.params = pipe, task, params
+        self.eot = EotTransforms(params.eot, eot_pipes or {}, params.seed) if params.eot else None
         settings = EditSettings(params.num_inference_steps, params.strength,
                                 params.guidance_scale, params.eta,
                                 params.image_guidance_scale, params.noise_level)
@@ -207,6 +209,8 @@ class Attacker:
         if p.mask_aware and repaint is not None:
             region = (batch.repaint < 0.5).to(x)
         objective = self.objective(batch, x, keys)
+        if self.eot is not None:
+            objective = EotObjective(objective, self.eot, p.eot_samples, keys)
         gens = [torch.Generator("cpu").manual_seed(derive_seed(p.seed, "start", k)) for k in keys]
         result = attack_loop(x, objective, p, gens, region)
         stored = quantize(x, result.x_adv, p)
@@ -245,10 +249,12 @@ def attack_dataset(
     model: ModelRef,
     options: RunOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    eot_models: dict[str, ModelRef] | None = None,
 ) -> dict:
     """Attack ``dataset_dir`` into ``out_dir``; returns the output manifest.
 
     Resumes an interrupted run with the same settings; ``progress(done, total)`` after each batch.
+    ``eot_models`` maps each editing kind the EOT purifiers run to its model.
     """
     options = options or RunOptions()
     options.check()
@@ -260,14 +266,22 @@ def attack_dataset(
     dtype = pick_dtype(options.dtype, device)
     input_hash = dvc_hash(dataset_dir)
     model_record = describe_model(model)
+    eot_models = {kind: (eot_models or {}).get(kind) for kind in model_kinds(params.eot)}
+    missing = [kind for kind, ref in eot_models.items() if ref is None]
+    if missing:
+        raise LdmdataError(f"the eot defences need a {' and a '.join(missing)} model")
+    eot_records = {kind: describe_model(ref) for kind, ref in eot_models.items()}
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     pipe = load_pipeline(model, params.editor, device, dtype)
     if options.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
         pipe.vae.enable_gradient_checkpointing()
-    attacker = Attacker(pipe, params.editor, params)
+    eot_pipes = {kind: pipe if (kind, ref) == (params.editor, model) else
+                 load_pipeline(ref, kind, device, dtype) for kind, ref in eot_models.items()}
+    attacker = Attacker(pipe, params.editor, params, eot_pipes)
     config = manifest_config(params, task, input_hash, model_record, options, device)
+    config["eot_models"] = eot_records
 
     image = IMAGE_COLUMN[task]
     columns = ["id", "source_id", image, "prompts"] + (["mask"] if task == "inpaint" else [])
@@ -306,6 +320,8 @@ def attack_dataset(
                 "stop_after": attacker.stop,
                 "objective": "maximize" if params.maximize else "minimize",
                 "params": params.as_dict(),
+                "eot": list(params.as_dict()["eot"]),  # with each purifier's bpda
+                "eot_models": eot_records,
                 "prompts": options.prompts,
                 "limit": options.limit,
                 "batch_size": options.batch_size,
@@ -429,7 +445,9 @@ def attack(
         check_target_for_editor(target, params.editor)
     (options or RunOptions()).check()
     ref = editor_ref(params.editor, profile, models_params or {}, tiny_dir, model, revision)
-    return attack_dataset(dataset_dir, out_dir, params, ref, options, progress)
+    eot_models = {kind: editor_ref(kind, profile, models_params or {}, tiny_dir)
+                  for kind in model_kinds(params.eot)}  # the models `ldmdata defend` uses
+    return attack_dataset(dataset_dir, out_dir, params, ref, options, progress, eot_models)
 
 
 def parse_attack_name(name: str) -> tuple[str, str | None]:

@@ -61,6 +61,11 @@ def attack_command(
     storage: Annotated[str | None, Opt(
         "--storage", help="8-bit storage: round (in the eps ball) | truncate (the study's).")
     ] = None,
+    eot: Annotated[str | None, Opt(
+        "--eot", help="Defences the attack expects: SPEC[,SPEC...], e.g. jpeg:quality=75,"
+        "diffpure:bpda=identity (EOT; purifiers by BPDA).")] = None,
+    eot_samples: Annotated[int | None, Opt(
+        "--eot-samples", help="Defence draws averaged per gradient step (with --eot).")] = None,
     prompts: Annotated[str, Opt("--prompts", help="Prompts per image: all or 0,2,...")] = "all",
     limit: Annotated[int | None, Opt("--limit", help="Attack only the first N images.")] = None,
     batch_size: Annotated[int, Opt("--batch-size", help="Pairs attacked together.")] = 5,
@@ -98,7 +103,8 @@ def attack_command(
         num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
         eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
         mask_aware=mask_aware, feature_rows=feature_rows, storage=storage, editor=editor,
-        image_guidance_scale=image_guidance, noise_level=noise_level,
+        image_guidance_scale=image_guidance, noise_level=noise_level, eot=eot,
+        eot_samples=eot_samples,
     )
     options = RunOptions(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,

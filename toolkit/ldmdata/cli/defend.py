@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.defend.methods import DEFAULTS
 from ldmdata.defend.runner import DefendOptions, defend
 from ldmdata.params import load_params
+from ldmdata.purify import DEFAULTS
 
 Opt = typer.Option
 
@@ -26,7 +26,8 @@ def defend_command(
     limit: Annotated[int | None, Opt("--limit", help="Defend only the first N samples.")] = None,
     batch_size: Annotated[int, Opt("--batch-size", help="Images per call.")] = 8,
     model: Annotated[str | None, Opt(
-        "--model", help="x4 upscaler for noisy_upscale: Hub id or local folder.")] = None,
+        "--model", help="The defence's model, Hub id or local folder: the x4 upscaler "
+        "(noisy_upscale) or SD img2img (diffpure, gridpure, impress).")] = None,
     revision: Annotated[str | None, Opt("--revision", help="Pinned revision of --model.")] = None,
     profile: Annotated[str, Opt("--profile", help="tiny | real")] = "tiny",
     tiny_dir: Annotated[Path | None, Opt("--tiny-dir", help="Folder of the tiny model set.")
@@ -40,7 +41,8 @@ def defend_command(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
-    """Apply a defence (JPEG, blur, noise, resize, noisy upscaling) to every image of a set."""
+    """Apply a defence (JPEG, blur, noise, resize, noisy upscaling, DiffPure, GrIDPure, IMPRESS)
+    to every image of a set."""
     models_params = {}
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})

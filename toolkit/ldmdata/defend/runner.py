@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.defend.methods import Defence, Defender, parse_defence
 from ldmdata.edit.inputs import DEFENDED, normalized, open_input, stored_config
 from ldmdata.errors import LdmdataError
 from ldmdata.images import encode_png
@@ -26,10 +25,11 @@ from ldmdata.models.editors import (
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import code_version
+from ldmdata.purify import Defence, Defender, parse_defence
 from ldmdata.trace import source_fingerprint
 
 # The code that decides a defence's pixels: a set made by other code is redone, not resumed.
-CODE = ("ldmdata.defend", "ldmdata.models.editors")
+CODE = ("ldmdata.defend", "ldmdata.purify", "ldmdata.models.editors")
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),  # the input row's id
@@ -49,7 +49,7 @@ class DefendOptions:
     device: str = "auto"
     dtype: str = "float32"
     shard_size: int = 1000
-    threads: int | None = None  # torch CPU threads (noisy_upscale); None leaves torch's choice
+    threads: int | None = None  # torch CPU threads (model defences); None: torch's choice
     overwrite: bool = False
     replace_stale: bool = False
 
@@ -73,29 +73,34 @@ def defend_dataset(
     input_dir: Path,
     out_dir: Path,
     defence: Defence,
-    upscaler: ModelRef | None = None,
+    model: ModelRef | None = None,
     options: DefendOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Apply ``defence`` to every image of ``input_dir``; returns the output manifest."""
+    """Apply ``defence`` to every image of ``input_dir``; returns the output manifest.
+
+    ``model`` is the pipeline of ``defence.model_kind`` (the x4 upscaler, SD img2img).
+    """
     options = options or DefendOptions()
     options.check()
     images = open_input(Path(input_dir), "input", near=Path(out_dir))
     if images.kind == "defended":
         raise LdmdataError(f"{input_dir} is already defended; defend the set it came from")
-    if defence.needs_upscaler and upscaler is None:
-        raise LdmdataError("the noisy_upscale defence needs an upscaler model")
+    kind = defence.model_kind
+    if kind is not None and model is None:
+        raise LdmdataError(f"the {defence.method} defence needs a {kind} model")
+    images.check_sizes(defence)
     device = pick_device(options.device)
     dtype = pick_dtype(options.dtype, device)
-    upscaler_record = describe_model(upscaler) if defence.needs_upscaler else None
+    model_record = describe_model(model) if kind is not None else None
     config = {
         "defence": defence.as_dict(),
         "input_dvc_hash": images.record["dvc_hash"],
-        "upscaler": upscaler_record,
+        "defence_model": model_record,
         "limit": options.limit,
-        "batch_size": options.batch_size if defence.needs_upscaler else None,
-        "dtype": options.dtype if defence.needs_upscaler else None,
-        "threads": options.threads if defence.needs_upscaler else None,
+        "batch_size": options.batch_size if kind is not None else None,
+        "dtype": options.dtype if kind is not None else None,
+        "threads": options.threads if kind is not None else None,
         "code": source_fingerprint(CODE),
     }
     overwrite = options.overwrite or (
@@ -108,7 +113,7 @@ def defend_dataset(
             return writer.complete_manifest
         if options.threads is not None:
             torch.set_num_threads(options.threads)
-        pipe = load_pipeline(upscaler, "upscale", device, dtype) if defence.needs_upscaler else None
+        pipe = load_pipeline(model, kind, device, dtype) if kind is not None else None
         defender = Defender(defence, pipe)
         stream = images.rows(decode=True)
         for _ in range(writer.cursor):
@@ -142,7 +147,7 @@ def defend_dataset(
                 "attack_model": (images.manifest.get("model")
                                  if images.kind == "adversarial" else None),
             },
-            "upscaler": upscaler_record,
+            "defence_model": model_record,
             "runtime": {"device": str(device), "torch": torch.__version__,
                         "pillow": PIL.__version__},
             "code": code_version(),
@@ -174,12 +179,13 @@ def defend(
     options: DefendOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """What the CLI and the DVC stage run: parse the defence, pick the upscaler, defend."""
+    """What the CLI and the DVC stage run: parse the defence, pick its model, defend."""
     chosen = defence if isinstance(defence, Defence) else parse_defence(defence)
     if chosen is None:
         raise LdmdataError("give a defence, e.g. jpeg:quality=75")
     (options or DefendOptions()).check()
-    upscaler = None
-    if chosen.needs_upscaler:
-        upscaler = editor_ref("upscale", profile, models_params or {}, tiny_dir, model, revision)
-    return defend_dataset(input_dir, out_dir, chosen, upscaler, options, progress)
+    ref = None
+    if chosen.model_kind is not None:
+        ref = editor_ref(chosen.model_kind, profile, models_params or {}, tiny_dir, model,
+                         revision)
+    return defend_dataset(input_dir, out_dir, chosen, ref, options, progress)

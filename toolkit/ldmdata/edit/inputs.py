@@ -7,10 +7,13 @@ dataset it takes prompts and masks from is the one the images were made from.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
 
 from ldmdata.dataset import iter_rows, read_manifest
 from ldmdata.dataset.writer import PARTIAL
@@ -59,6 +62,14 @@ class InputSet:
             if decode:
                 out["image"] = row[self.image_column].convert("RGB")
             yield out
+
+
+    def check_sizes(self, defence) -> None:
+        """LdmdataError unless every image can take ``defence`` (read from the PNG headers)."""
+        if defence is None or defence.min_side is None:
+            return
+        for row in iter_rows(self.path, columns=[self.image_column], decode_images=False):
+            defence.check_size(*Image.open(io.BytesIO(row[self.image_column]["bytes"])).size)
 
 
 def open_input(folder: Path, role: str = "images", near: Path | None = None) -> InputSet:

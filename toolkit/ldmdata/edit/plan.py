@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ldmdata.dataset.writer import write_json_atomic
-from ldmdata.defend.methods import parse_defence
 from ldmdata.edit.inputs import open_input
 from ldmdata.edit.params import OVERRIDABLE, check_editor, default_editor, resolve_edit_params
 from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import editor_ref
 from ldmdata.params import merge_known, parse_prompts
+from ldmdata.purify import parse_defence
 
 PLAN = "plan.json"
 DEFAULT_RUN = "default"
@@ -131,15 +131,15 @@ def edit_from_params(
         if progress is not None:
             progress(f"{run['name']}/{name}")
         ref = editor_ref(run["editor"], profile, models, tiny_dir, run["model"], run["revision"])
-        upscaler = (editor_ref("upscale", profile, models, tiny_dir)
-                    if defence is not None and defence.needs_upscaler else None)
+        defence_model = (editor_ref(defence.model_kind, profile, models, tiny_dir)
+                         if defence is not None and defence.model_kind is not None else None)
         options = EditOptions(
             prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
             batch_size=section["batch_size"], device=section["device"], dtype=section["dtype"],
             shard_size=section["shard_size"], threads=section["threads"], replace_stale=True,
         )
         edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
-                     images, defence, upscaler, options)
+                     images, defence, defence_model, options)
     write_json_atomic(out_dir / PLAN, plan)
     return plan
 

@@ -21,7 +21,6 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter, iter_rows
-from ldmdata.defend.methods import Defence, Defender, parse_defence
 from ldmdata.edit.inputs import (
     InputSet,
     check_same_dataset,
@@ -41,11 +40,12 @@ from ldmdata.models.editors import (
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import code_version
+from ldmdata.purify import Defence, Defender, parse_defence
 from ldmdata.trace import source_fingerprint
 
 KIND = "edit"
 # The code that decides an edit's pixels: a set made by other code is redone, not resumed.
-CODE = ("ldmdata.edit", "ldmdata.defend", "ldmdata.models.editors")
+CODE = ("ldmdata.edit", "ldmdata.purify", "ldmdata.models.editors")
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"),
@@ -278,15 +278,15 @@ def edit_dataset(
     editor: str | None = None,
     images_dir: Path | None = None,
     defence: Defence | None = None,
-    upscaler: ModelRef | None = None,
+    defence_model: ModelRef | None = None,
     options: EditOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Edit ``images_dir`` (default: the dataset's own images) into ``out_dir``.
 
     ``dataset_dir`` is the clean dataset the images came from (prompts, masks). ``defence`` is
-    applied to every input image first (``upscaler`` loads for ``noisy_upscale``). Returns the
-    output manifest; resumes an interrupted run with the same settings.
+    applied to every input image first (``defence_model``: the pipeline it runs, if any).
+    Returns the output manifest; resumes an interrupted run with the same settings.
     """
     options = options or EditOptions()
     options.check()
@@ -300,8 +300,10 @@ def edit_dataset(
     check_editor(editor, task)
     if defence is not None and images.kind == "defended":
         raise LdmdataError(f"{images.path} is already defended; edit it without a defence")
-    if defence is not None and defence.needs_upscaler and upscaler is None:
-        raise LdmdataError("the noisy_upscale defence needs an upscaler model")
+    defence_kind = None if defence is None else defence.model_kind
+    if defence_kind is not None and defence_model is None:
+        raise LdmdataError(f"the {defence.method} defence needs a {defence_kind} model")
+    images.check_sizes(defence)
     prompts = dataset_prompts(dataset)
     pairs = plan_pairs(images, prompts, options)
     device = pick_device(options.device)
@@ -316,7 +318,7 @@ def edit_dataset(
         "model": model_record,
         "inputs": {"dataset": dataset.record["dvc_hash"], "images": images.record["dvc_hash"]},
         "defence": None if defence is None else defence.as_dict(),
-        "upscaler": None if upscaler is None or defence is None else describe_model(upscaler),
+        "defence_model": None if defence_kind is None else describe_model(defence_model),
         "prompts": options.prompts,
         "prompt_index": options.prompt_index,
         "limit": options.limit,
@@ -341,8 +343,8 @@ def edit_dataset(
         pipe = load_pipeline(model, editor, device, dtype)
         defender = None
         if defence is not None:
-            defender = Defender(defence, load_pipeline(upscaler, "upscale", device, dtype)
-                                if defence.needs_upscaler else None)
+            defender = Defender(defence, load_pipeline(defence_model, defence_kind, device, dtype)
+                                if defence_kind is not None else None)
         reader = RowImages(images, defender)
         sizes: dict[int, tuple[int, int]] = {}
 
@@ -384,7 +386,7 @@ def edit_dataset(
             "defence": (defence.as_dict() if defence is not None else images.defence),
             "transfer": {"model": transfer_model, "prompt": transfer_prompt},
             "model": model_record,
-            "upscaler": config["upscaler"],
+            "defence_model": config["defence_model"],
             "selection": {"prompts": options.prompts, "prompt_index": options.prompt_index,
                           "limit": options.limit},
             "runtime": {
@@ -442,8 +444,8 @@ def edit(
     params = resolve_edit_params(editor, preset, overrides)
     chosen = defence if isinstance(defence, Defence) or defence is None else parse_defence(defence)
     ref = editor_ref(editor, profile, models_params or {}, tiny_dir, model, revision)
-    upscaler = None
-    if chosen is not None and chosen.needs_upscaler:
-        upscaler = editor_ref("upscale", profile, models_params or {}, tiny_dir)
-    return edit_dataset(dataset_dir, out_dir, params, ref, editor, images_dir, chosen, upscaler,
-                        options, progress)
+    defence_model = None
+    if chosen is not None and chosen.model_kind is not None:
+        defence_model = editor_ref(chosen.model_kind, profile, models_params or {}, tiny_dir)
+    return edit_dataset(dataset_dir, out_dir, params, ref, editor, images_dir, chosen,
+                        defence_model, options, progress)

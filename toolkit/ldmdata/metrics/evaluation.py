@@ -26,7 +26,6 @@ from torchmetrics.image.inception import InceptionScore
 
 from ldmdata.dataset import iter_rows, read_manifest
 from ldmdata.dataset.writer import write_json_atomic
-from ldmdata.defend.methods import derive_seed
 from ldmdata.edit.params import IMAGE_COLUMN
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import functional as MF
@@ -43,6 +42,7 @@ from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known
+from ldmdata.purify import derive_seed
 from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -470,8 +470,8 @@ def evaluate(
     models = {"editor": test["model"]}
     if test.get("attack") and test["attack"].get("model"):
         models["attack"] = test["attack"]["model"]
-    if test.get("upscaler"):
-        models["upscaler"] = test["upscaler"]
+    if test.get("defence_model"):
+        models["defence"] = test["defence_model"]
     if scorer is not None:
         models["clip"] = describe_model(clip)
     params = {"evaluate": s, "edit": test["params"], "defence": test.get("defence")}
