@@ -25,7 +25,8 @@ Out = Annotated[
 SourceOpt = Annotated[
     str | None,
     typer.Option(
-        help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT]"
+        help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT] | "
+        "ldm-robustness:PATH (the study's released dataset folder)"
     ),
 ]
 Seed = Annotated[int | None, typer.Option(help="Seed of every random choice.")]
