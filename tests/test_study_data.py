@@ -78,9 +78,10 @@ def _roles(manifest) -> set[str]:
 
 def test_img2img_rows_are_the_studys_pairs(study, tmp_path, tiny_dir):
     out = tmp_path / "i2i"
-    manifest = build_dataset("img2img", out, {**FAST, "n": 3}, source=f"ldm-robustness:{study}",
-                             tiny_dir=tiny_dir)
+    manifest = build_dataset("img2img", out, FAST, source=f"ldm-robustness:{study}",
+                             tiny_dir=tiny_dir)  # n not given: the whole set
     assert manifest["n"] == 3 and _roles(manifest) == {"clip"}  # no captioner, no writer
+    assert manifest["exhausted"] is False
     assert manifest["params"]["prompts_from"] == "source"
     assert manifest["params"]["resize"] == "squash"
     rows = list(iter_rows(out))
@@ -342,3 +343,11 @@ def test_coco_by_id_order_with_model_masks_is_unchanged(coco, tmp_path, tiny_dir
     rows = list(iter_rows(tmp_path / "ids", columns=["source_id"]))
     assert [r["source_id"] for r in rows] == ["coco:1", "coco:2"]
     assert "selection" not in manifest["source"]
+
+
+def test_one_object_rule():
+    from ldmdata.build.inpaint import one_object
+
+    assert one_object(["A bus parked in a street.", "A network of roads."])  # whole words only
+    assert not one_object(["A bus parked.", "Two buses in a street."])
+    assert not one_object(["SEVERAL cats on a sofa"]) and one_object([])

@@ -96,16 +96,34 @@ def clipped_crop_box(
 def fit_pair(
     image: PILImage.Image, mask: PILImage.Image, size: int, how: str
 ) -> tuple[PILImage.Image, PILImage.Image]:
-    """Image and L mask (255 on the entity) as ``size`` squares. ``squash``: both resized with
-    PIL's default bicubic filter, aspect not kept, and the mask binarised at
-    :data:`MASK_THRESHOLD`, as the study's notebooks did; ``center_crop``: the centred square,
-    Lanczos for the image and nearest for the mask."""
+    """Image and L mask (white on the entity) as ``size`` squares, the mask binarised at
+    :data:`MASK_THRESHOLD` after resizing (0 or 255). ``squash``: both resized with PIL's
+    default bicubic filter, aspect not kept, as the study's notebooks did; ``center_crop``: the
+    centred square, Lanczos for the image and nearest for the mask."""
     if how == "squash":
+        picture = image.resize((size, size), PILImage.Resampling.BICUBIC)
         resized = mask.resize((size, size), PILImage.Resampling.BICUBIC)
-        binary = resized.point(lambda v: 255 if v >= MASK_THRESHOLD else 0)
-        return image.resize((size, size), PILImage.Resampling.BICUBIC), binary
-    return (ImageOps.fit(image, (size, size), PILImage.Resampling.LANCZOS),
-            ImageOps.fit(mask, (size, size), PILImage.Resampling.NEAREST))
+    else:
+        picture = ImageOps.fit(image, (size, size), PILImage.Resampling.LANCZOS)
+        resized = ImageOps.fit(mask, (size, size), PILImage.Resampling.NEAREST)
+    return picture, resized.point(lambda v: 255 if v >= MASK_THRESHOLD else 0)
+
+
+def class_mask(
+    item: SourceItem, label: str, captions: list[str]
+) -> tuple[np.ndarray, tuple[float, ...]] | None:
+    """The source's mask of class ``label`` and its box: the union of its instances (their
+    boxes' union), or only the largest one when the captions speak of one object
+    (:func:`one_object`), as the study did; else the label's exact mask (synthetic)."""
+    mine = [inst for inst in item.instances if inst.label == label]
+    if mine:
+        mine = mine[:1] if one_object(captions) else mine
+        boxes = np.asarray([inst.box for inst in mine])
+        box = (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0))
+        return np.logical_or.reduce([inst.mask for inst in mine]), tuple(map(float, box))
+    if label in item.masks:
+        return item.masks[label], tuple(mask_bounds(item.masks[label]))
+    return None
 
 
 def mask_bounds(mask: np.ndarray) -> list[float]:
@@ -220,19 +238,11 @@ class InpaintBuilder:
                                     [items[i].labels for i in labelled])
         for i, entity in zip(labelled, entities, strict=True):
             item = items[i]
-            mine = [inst for inst in item.instances if inst.label == entity]
-            if not mine and entity not in item.masks:
+            found = class_mask(item, entity, captions[i])
+            if found is None:
                 out[i] = InputRejected(f"no source mask for '{entity}'")
                 continue
-            if mine and one_object(captions[i]):
-                mine = mine[:1]  # the largest instance of the class
-            mask = np.logical_or.reduce([inst.mask for inst in mine]) if mine else (
-                item.masks[entity])
-            box = (
-                (min(b.box[0] for b in mine), min(b.box[1] for b in mine),
-                 max(b.box[2] for b in mine), max(b.box[3] for b in mine))
-                if mine else tuple(mask_bounds(mask))
-            )
+            mask, box = found
             if mask.shape != images[i].size[::-1]:
                 out[i] = InputRejected("source mask does not match the image size")
                 continue

@@ -72,7 +72,7 @@ def build_dataset(
     out_dir, tiny_dir = Path(out_dir), (Path(tiny_dir) if tiny_dir else None)
     settings = build_settings(task, settings)
     src = open_source(source, seed=settings["seed"], task=task)
-    settings = resolve_auto(settings, src.curated)
+    settings = resolve_auto(settings, src.curated, src.size())
     if settings["selection"] == "study" and src.size() is None:
         raise LdmdataError(f"selection: study ranks a whole source; {src.spec} has no end")
     roles = roles_needed(task, settings)

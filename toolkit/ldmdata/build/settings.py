@@ -9,7 +9,9 @@ from ldmdata.params import merge_known
 TASKS = ("inpaint", "img2img", "sr")
 
 COMMON = {
-    "n": 100,  # rows in the finished dataset (rejects do not count)
+    # rows in the finished dataset (rejects do not count); null: all of a curated source
+    # (ldm-robustness:), DEFAULT_N otherwise
+    "n": None,
     "seed": 0,
     "size": 512,  # output side in pixels (sr: the HR side)
     "shard_size": 1000,
@@ -38,6 +40,8 @@ COMMON = {
     "num_prompts": 5,  # kept by CLIP score (m)
     "max_rejects": 10000,  # stop (resumably) when this many inputs were rejected
 }
+
+DEFAULT_N = 100
 
 TASK_DEFAULTS = {
     "inpaint": {
@@ -85,6 +89,8 @@ def build_settings(task: str, given: dict) -> dict:
     for key in ("n", "size", "shard_size", "batch_size", "workers", "num_candidates",
                 "num_prompts", "num_captions", "min_side", "max_pixels", "max_rejects", "threads"):
         value = settings[key]
+        if key == "n" and value is None:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise LdmdataError(f"{key} must be a positive integer; got {value!r}")
     k = settings["selection_k"]
@@ -115,10 +121,12 @@ AUTO = {
 }
 
 
-def resolve_auto(settings: dict, curated: bool) -> dict:
-    """``settings`` with every ``auto`` of :data:`AUTO` made concrete for the source (the
-    manifest records the resolved choice)."""
+def resolve_auto(settings: dict, curated: bool, size: int | None) -> dict:
+    """``settings`` with every ``auto`` of :data:`AUTO`, and a null ``n``, made concrete for a
+    source (curated or not, of ``size`` items); the manifest records the resolved choices."""
     out = dict(settings)
+    if out["n"] is None:
+        out["n"] = size if curated and size else DEFAULT_N
     for key, (for_curated, otherwise) in AUTO.items():
         if out.get(key) == "auto":
             out[key] = for_curated if curated else otherwise
