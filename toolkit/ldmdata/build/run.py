@@ -12,7 +12,8 @@ import torch
 from ldmdata import provenance
 from ldmdata.build.img2img import Img2ImgBuilder
 from ldmdata.build.inpaint import InpaintBuilder
-from ldmdata.build.settings import build_settings
+from ldmdata.build.selection import select_study
+from ldmdata.build.settings import build_settings, resolve_auto
 from ldmdata.build.sr import SrBuilder
 from ldmdata.build.steps import Models, item_seed, roles_needed
 from ldmdata.dataset import ShardedWriter
@@ -70,7 +71,10 @@ def build_dataset(
     """
     out_dir, tiny_dir = Path(out_dir), (Path(tiny_dir) if tiny_dir else None)
     settings = build_settings(task, settings)
-    src = open_source(source, seed=settings["seed"])
+    src = open_source(source, seed=settings["seed"], task=task)
+    settings = resolve_auto(settings, src.curated, src.size())
+    if settings["selection"] == "study" and src.size() is None:
+        raise LdmdataError(f"selection: study ranks a whole source; {src.spec} has no end")
     roles = roles_needed(task, settings)
     refs, model_records = prepare_models(roles, profile, models_params or {}, tiny_dir)
     config = {
@@ -90,6 +94,8 @@ def build_dataset(
     ) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
+        if settings["selection"] == "study":
+            src = select_study(src, settings["selection_k"] or n, settings, models)
         with ThreadPoolExecutor(settings["workers"]) as pool:
             cursor, exhausted = _fill(writer, src, builder, pool, settings, on_progress)
         if writer.n_written == 0:

@@ -24,6 +24,8 @@ class HfSource:
     labels from the first ``ClassLabel`` column. Items carry the stored encoded bytes.
     """
 
+    curated = False  # not a curated benchmark (see Source.curated)
+
     def __init__(self, name: str, config: str | None = None, split: str = "train"):
         import datasets
 
