@@ -16,7 +16,7 @@ from PIL import Image
 from attack_data import PROMPTS, make_dataset, scene
 from ldmdata.attacks.runner import FEATURES as ATTACK_FEATURES
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
-from ldmdata.images import encode_png
+from ldmdata.dataset.png import encode_png
 from ldmdata.models.editors import describe_model
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
@@ -90,7 +90,7 @@ def make_world(root: Path, tiny_dir: Path, task: str = "img2img", n: int = 3) ->
 
 def make_sr_dataset(folder: Path, n: int = 2, size: int = 64) -> Path:
     """An sr dataset in the builder's schema: ``hr`` (size) and ``lr`` (size / 4), prompts."""
-    from ldmdata.build.sr import FEATURES as SR_FEATURES
+    from ldmdata.builders.sr import FEATURES as SR_FEATURES
 
     with ShardedWriter(folder, kind="sr", features=SR_FEATURES, config={"test": "sr"}) as writer:
         for i in range(n):

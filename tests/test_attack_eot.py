@@ -20,7 +20,8 @@ from ldmdata.cli.attack import attack_command
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
-from ldmdata.purify import Defender, derive_seed, parse_defence
+from ldmdata.purify import Defender, parse_defence
+from ldmdata.seeds import derive_seed
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command()(attack_command)

@@ -20,9 +20,9 @@ from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
-from ldmdata.purify import derive_seed
 from ldmdata.purify import spec as purify_spec
 from ldmdata.purify.diffusion import grid_boxes, gridpure
+from ldmdata.seeds import derive_seed
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command()(defend_command)

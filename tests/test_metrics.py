@@ -22,8 +22,7 @@ from ldmdata.metrics.features import ClipImageFeatures, Precomputed, as_uint8, c
 from ldmdata.metrics.functional import ms_ssim_betas
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import dvc_hash
-from ldmdata.trace import PARQUET_KEY
+from ldmdata.provenance import PARQUET_KEY, dvc_hash
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command()(evaluate_command)

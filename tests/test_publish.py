@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from ldmdata.cli.publish import publish_command
 from ldmdata.dataset import ShardedWriter
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.provenance import dvc_hash
 from ldmdata.publish import publish
 

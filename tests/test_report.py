@@ -14,8 +14,9 @@ from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import evaluate
 from ldmdata.models.refs import ModelRef
+from ldmdata.provenance import read_provenance
 from ldmdata.report import report, report_settings
-from ldmdata.trace import read_provenance, trace
+from ldmdata.trace import trace
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command()(report_command)

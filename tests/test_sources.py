@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from ldmdata.errors import InputRejected, LdmdataError
-from ldmdata.images import load_rgb
 from ldmdata.sources import (
     SCHEMES,
     CocoSource,
@@ -24,6 +23,7 @@ from ldmdata.sources import (
     open_source,
 )
 from ldmdata.sources.coco import decode_rle_string, segmentation_mask
+from ldmdata.sources.decode import load_rgb
 from ldmdata.sources.synthetic import COLORS
 
 # ---------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
-from ldmdata.build import build_dataset
-from ldmdata.build.selection import select_study
+from ldmdata.builders import build_dataset
+from ldmdata.builders.selection import select_study
 from ldmdata.cli.app import app
 from ldmdata.dataset import iter_rows
 from ldmdata.errors import LdmdataError
@@ -346,7 +346,7 @@ def test_coco_by_id_order_with_model_masks_is_unchanged(coco, tmp_path, tiny_dir
 
 
 def test_one_object_rule():
-    from ldmdata.build.inpaint import one_object
+    from ldmdata.builders.inpaint import one_object
 
     assert one_object(["A bus parked in a street.", "A network of roads."])  # whole words only
     assert not one_object(["A bus parked.", "Two buses in a street."])

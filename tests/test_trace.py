@@ -12,8 +12,8 @@ from ldmdata.cli.trace import trace_command
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import evaluate
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import dvc_hash
-from ldmdata.trace import portable_path, read_provenance, trace
+from ldmdata.provenance import dvc_hash, portable_path, read_provenance
+from ldmdata.trace import trace
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command()(trace_command)

@@ -6,8 +6,6 @@ one shared projected-gradient loop, :func:`attack_loop`, configured by :class:`A
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,12 +17,7 @@ from PIL import Image
 from ldmdata.attacks.forward import EditBatch, EditForward, FeatureRecorder
 from ldmdata.attacks.params import AttackParams
 from ldmdata.errors import LdmdataError
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from any JSON-able parts (stable across runs, machines and batchings)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+from ldmdata.seeds import derive_seed
 
 
 def compared_rows(feature_rows: str, n: int, blocks: tuple[str, ...]) -> slice:

@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from ldmdata.attacks.editors import IMAGE_COLUMN
 from ldmdata.attacks.eot import EotObjective, EotTransforms, model_kinds
 from ldmdata.attacks.forward import EditBatch, EditSettings, plan_stop
 from ldmdata.attacks.forward_editors import make_forward
@@ -31,15 +30,15 @@ from ldmdata.attacks.methods import (
     FeatureDistortion,
     Objective,
     attack_loop,
-    derive_seed,
     quantize,
 )
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
 from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
+from ldmdata.dataset.inputs import IMAGE_COLUMN
+from ldmdata.dataset.png import encode_png
 from ldmdata.dataset.writer import PARTIAL
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
@@ -50,6 +49,7 @@ from ldmdata.models.editors import (
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known, parse_prompts
 from ldmdata.provenance import code_version, dvc_hash
+from ldmdata.seeds import derive_seed
 
 KIND = "attack"
 TASKS = tuple(IMAGE_COLUMN)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ldmdata.build import build_dataset
+from ldmdata.builders import build_dataset
 from ldmdata.cli.common import console, user_errors
 from ldmdata.params import load_params
 

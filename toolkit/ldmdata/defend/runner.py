@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.edit.inputs import DEFENDED, normalized, open_input, stored_config
+from ldmdata.dataset.inputs import DEFENDED, normalized, open_input, stored_config
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
@@ -24,9 +24,8 @@ from ldmdata.models.editors import (
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import code_version
+from ldmdata.provenance import code_version, source_fingerprint
 from ldmdata.purify import Defence, Defender, parse_defence
-from ldmdata.trace import source_fingerprint
 
 # The code that decides a defence's pixels: a set made by other code is redone, not resumed.
 CODE = ("ldmdata.defend", "ldmdata.purify", "ldmdata.models.editors")

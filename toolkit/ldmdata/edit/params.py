@@ -22,7 +22,6 @@ EDITORS_FOR = {
     "sr": ("upscale",),
 }
 # The dataset column each task's editor reads.
-IMAGE_COLUMN = {"img2img": "image", "inpaint": "image", "sr": "lr"}
 # The settings each editor's pipeline takes (the rest are recorded but unused by it).
 USED_BY = {
     "img2img": ("num_inference_steps", "strength", "guidance_scale", "eta", "seed"),

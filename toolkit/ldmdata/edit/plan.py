@@ -20,8 +20,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ldmdata.dataset.inputs import EDIT_PLAN, open_input
 from ldmdata.dataset.writer import write_json_atomic
-from ldmdata.edit.inputs import open_input
 from ldmdata.edit.params import OVERRIDABLE, check_editor, default_editor, resolve_edit_params
 from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index
 from ldmdata.errors import LdmdataError
@@ -29,7 +29,6 @@ from ldmdata.models.editors import editor_ref
 from ldmdata.params import merge_known, parse_prompts
 from ldmdata.purify import parse_defence
 
-PLAN = "plan.json"
 DEFAULT_RUN = "default"
 CLEAN = "clean"
 
@@ -140,7 +139,7 @@ def edit_from_params(
         )
         edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
                      images, defence, defence_model, options)
-    write_json_atomic(out_dir / PLAN, plan)
+    write_json_atomic(out_dir / EDIT_PLAN, plan)
     return plan
 
 

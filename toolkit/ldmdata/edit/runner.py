@@ -21,16 +21,16 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter, iter_rows
-from ldmdata.edit.inputs import (
+from ldmdata.dataset.inputs import (
     InputSet,
     check_same_dataset,
     normalized,
     open_input,
     stored_config,
 )
+from ldmdata.dataset.png import encode_png
 from ldmdata.edit.params import EditParams, check_editor, default_editor, resolve_edit_params
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
@@ -39,9 +39,8 @@ from ldmdata.models.editors import (
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import code_version
+from ldmdata.provenance import code_version, source_fingerprint
 from ldmdata.purify import Defence, Defender, parse_defence
-from ldmdata.trace import source_fingerprint
 
 KIND = "edit"
 # The code that decides an edit's pixels: a set made by other code is redone, not resumed.

@@ -25,8 +25,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from ldmdata.dataset import iter_rows, read_manifest
+from ldmdata.dataset.inputs import IMAGE_COLUMN, folder_record
 from ldmdata.dataset.writer import write_json_atomic
-from ldmdata.edit.params import IMAGE_COLUMN
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import functional as MF
 from ldmdata.metrics.features import (
@@ -42,8 +42,8 @@ from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known
-from ldmdata.purify import derive_seed
-from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
+from ldmdata.provenance import PARQUET_KEY, portable_path, provenance
+from ldmdata.seeds import derive_seed
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 

@@ -16,6 +16,7 @@ from ldmdata.dataset.writer import write_json_atomic
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics.names import METRICS
 from ldmdata.params import merge_known
+from ldmdata.provenance import file_record, provenance
 from ldmdata.report.render import html_page, image_grids, markdown
 from ldmdata.report.tables import (
     attack_tables,
@@ -25,7 +26,6 @@ from ldmdata.report.tables import (
     model_transfer_tables,
     prompt_transfer_tables,
 )
-from ldmdata.trace import file_record, provenance
 
 DEFAULTS: dict = {
     "title": "ldmdata robustness report",

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from ldmdata.dataset import iter_rows, read_manifest
-from ldmdata.images import encode_png
+from ldmdata.dataset.png import encode_png
+from ldmdata.provenance import embed_html, project_root
 from ldmdata.report.tables import Evaluation, Table, target_label
-from ldmdata.trace import embed_html, project_root
 
 GRID_COLUMNS = ("source", "adversarial", "edit of clean", "edit of adversarial")
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
-from ldmdata.trace import project_root
+from ldmdata.provenance import project_root
 
 METRIC_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "clip_score": "CLIP",
                 "fid": "FID", "is": "IS"}

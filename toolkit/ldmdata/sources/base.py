@@ -28,7 +28,7 @@ class SourceItem:
     ``index`` is the item's position in the source's fixed order (resume restarts from it);
     ``source_id`` names it for rejects and provenance. ``data`` holds the encoded file bytes
     (folder, coco, hf) or ``image`` an already decoded picture (synthetic); the builder turns
-    either into a clean RGB image with :func:`ldmdata.images.load_rgb`.
+    either into a clean RGB image with :func:`ldmdata.sources.decode.load_rgb`.
     """
 
     index: int

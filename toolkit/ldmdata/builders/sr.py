@@ -8,10 +8,10 @@ import json
 from datasets import Features, Image, List, Value
 from PIL import Image as PILImage
 
-from ldmdata.build.img2img import attach_prompts, resize_to
-from ldmdata.build.settings import captions_needed
-from ldmdata.build.steps import Models, choose_captions, item_rng
-from ldmdata.degrade import RealEsrganParams, bicubic_lr, realesrgan_lr
+from ldmdata.builders.degrade import RealEsrganParams, bicubic_lr, realesrgan_lr
+from ldmdata.builders.img2img import attach_prompts, resize_to
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.steps import Models, choose_captions, item_rng
 from ldmdata.errors import InputRejected
 from ldmdata.sources.base import SourceItem
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from corpus import write_bad_corpus
-from ldmdata.build import build_dataset
+from ldmdata.builders import build_dataset
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError
 

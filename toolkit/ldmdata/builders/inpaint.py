@@ -23,12 +23,12 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 from scipy.ndimage import binary_fill_holes
 
-from ldmdata.build.settings import captions_needed
-from ldmdata.build.steps import Models, choose_captions, prompts_for
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.steps import Models, choose_captions, prompts_for
+from ldmdata.builders.text import entity_candidates
 from ldmdata.errors import InputRejected
-from ldmdata.images import load_rgb
 from ldmdata.sources.base import SourceItem
-from ldmdata.text import entity_candidates
+from ldmdata.sources.decode import load_rgb
 
 FEATURES = Features(
     {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ldmdata.degrade import RealEsrganParams
+from ldmdata.builders.degrade import RealEsrganParams
 from ldmdata.errors import LdmdataError
 from ldmdata.params import merge_known
 
@@ -61,7 +61,7 @@ TASK_DEFAULTS = {
     },
     "img2img": dict(COMMON),
     # degradation: bicubic | realesrgan; realesrgan: overrides of the sampling ranges
-    # (ldmdata.degrade.RealEsrganParams field names, e.g. {jpeg_range: [60, 95]})
+    # (ldmdata.builders.degrade.RealEsrganParams field names, e.g. {jpeg_range: [60, 95]})
     "sr": {**COMMON, "scale": 4, "degradation": "bicubic", "realesrgan": {}},
 }
 

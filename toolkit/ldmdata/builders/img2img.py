@@ -7,8 +7,8 @@ from datasets import Features, Image, List, Value
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from ldmdata.build.settings import captions_needed
-from ldmdata.build.steps import Models, choose_captions, prompts_for
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.steps import Models, choose_captions, prompts_for
 from ldmdata.errors import InputRejected
 from ldmdata.sources.base import SourceItem
 

@@ -10,19 +10,20 @@ from pathlib import Path
 import torch
 
 from ldmdata import provenance
-from ldmdata.build.img2img import Img2ImgBuilder
-from ldmdata.build.inpaint import InpaintBuilder
-from ldmdata.build.selection import select_study
-from ldmdata.build.settings import build_settings, resolve_auto
-from ldmdata.build.sr import SrBuilder
-from ldmdata.build.steps import Models, item_seed, roles_needed
+from ldmdata.builders.img2img import Img2ImgBuilder
+from ldmdata.builders.inpaint import InpaintBuilder
+from ldmdata.builders.selection import select_study
+from ldmdata.builders.settings import build_settings, resolve_auto
+from ldmdata.builders.sr import SrBuilder
+from ldmdata.builders.steps import Models, item_seed, roles_needed
 from ldmdata.dataset import ShardedWriter
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import InputRejected, LdmdataError
-from ldmdata.images import encode_png, load_rgb
 from ldmdata.models.loading import check_loadable
 from ldmdata.models.refs import ModelRef, default_tiny_dir, resolve
 from ldmdata.models.tiny import ensure_tiny_models, tiny_fingerprint
 from ldmdata.sources import open_source
+from ldmdata.sources.decode import load_rgb
 
 BUILDERS = {"inpaint": InpaintBuilder, "img2img": Img2ImgBuilder, "sr": SrBuilder}
 

@@ -1,4 +1,4 @@
-"""The image sets an edit or a defence reads: a clean dataset, an adversarial set, a defended set.
+"""The image sets a stage reads: a clean dataset, an adversarial set, a defended set.
 
 All three become the same rows (``id, sample_id, source_id, attack_prompt_index, image``), and
 each knows the DVC hash of the clean dataset it came from, so an edit can check that the
@@ -15,14 +15,30 @@ from pathlib import Path
 
 from PIL import Image
 
-from ldmdata.dataset import iter_rows, read_manifest
+from ldmdata.dataset.reader import iter_rows, read_manifest
 from ldmdata.dataset.writer import PARTIAL
-from ldmdata.edit.params import EDITORS_FOR, IMAGE_COLUMN
 from ldmdata.errors import LdmdataError
-from ldmdata.trace import folder_record
+from ldmdata.provenance import dvc_hash, portable_path
 
-TASKS = tuple(EDITORS_FOR)
+# The dataset column holding each task's input image (what attacks perturb and editors edit).
+IMAGE_COLUMN = {"img2img": "image", "inpaint": "image", "sr": "lr"}
+TASKS = tuple(IMAGE_COLUMN)
 ATTACK, DEFENDED = "attack", "defended"
+# The edit stage's list of edited sets, which the evaluate stage reads.
+EDIT_PLAN = "plan.json"
+
+
+def folder_record(folder: Path, role: str, near: Path | None = None) -> dict:
+    """What a consumer records of a sharded set it read: path, kind, DVC hash, content hash."""
+    manifest = read_manifest(folder)
+    return {
+        "role": role,
+        "path": portable_path(folder, near),
+        "kind": manifest.get("kind"),
+        "dvc_hash": dvc_hash(folder),
+        "content_hash": manifest.get("content_hash"),
+        "n": manifest.get("n"),
+    }
 
 
 @dataclass

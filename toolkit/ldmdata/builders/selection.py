@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from itertools import islice
 
-from ldmdata.build.steps import Models
+from ldmdata.builders.steps import Models
+from ldmdata.builders.text import has_words
 from ldmdata.errors import InputRejected
-from ldmdata.images import load_rgb
 from ldmdata.sources.base import SelectedSource, Source
-from ldmdata.text import has_words
+from ldmdata.sources.decode import load_rgb
 
 
 def caption_scores(src: Source, settings: dict, models: Models) -> list[float]:

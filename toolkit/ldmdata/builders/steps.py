@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ldmdata.build.settings import captions_needed
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.text import has_words
 from ldmdata.errors import InputRejected
 from ldmdata.models.loading import resolved_commit
 from ldmdata.models.refs import ModelRef
 from ldmdata.sources.base import SourceItem
-from ldmdata.text import has_words
 
 
 def roles_needed(task: str, settings: dict) -> list[str]:
@@ -73,7 +73,7 @@ class Models:
 
     @property
     def prompt_writer(self):
-        from ldmdata.models.prompts import make_prompt_writer
+        from ldmdata.builders.prompts import make_prompt_writer
 
         kind = self.settings["prompt_writer"]
         if "prompt_writer" not in self._loaded:
