@@ -7,7 +7,6 @@ exactly the batches an uninterrupted run sees: same seed, same ``content_hash``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -36,8 +35,8 @@ from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
 from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
 from ldmdata.dataset.inputs import IMAGE_COLUMN
+from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
 from ldmdata.dataset.png import encode_png
-from ldmdata.dataset.writer import PARTIAL
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
@@ -73,36 +72,16 @@ UNHASHED = ("seconds",)
 
 
 @dataclass
-class RunOptions:
-    """How to run (not what to compute, except batch_size and dtype, which change the floats)."""
+class RunOptions(JobOptions):
+    """How to attack: which pairs (``prompts``, ``limit``) and how to run (:class:`JobOptions`)."""
 
     prompts: str | list[int] = "all"
-    limit: int | None = None
     batch_size: int = 5
-    device: str = "auto"
-    dtype: str = "float32"
     gradient_checkpointing: bool = False
-    shard_size: int = 1000
-    threads: int | None = None  # torch CPU threads; None leaves torch's choice
-    overwrite: bool = False
-    replace_stale: bool = False  # replace an output made with other settings, resume the same
 
     def check(self) -> None:
-        if self.threads is not None and (
-            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
-        ):
-            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
-        if self.batch_size < 1:
-            raise LdmdataError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.limit is not None and self.limit < 1:
-            raise LdmdataError(f"limit must be >= 1, got {self.limit}")
-        if self.prompts != "all" and (
-            not isinstance(self.prompts, list) or not self.prompts
-            or any(not isinstance(k, int) or k < 0 for k in self.prompts)
-        ):
-            raise LdmdataError(
-                f"prompts must be 'all' or a list of indices >= 0, got {self.prompts!r}"
-            )
+        super().check()
+        check_prompts(self.prompts)
 
 
 def check_dataset(folder: Path) -> dict:
@@ -155,19 +134,6 @@ class RowStream:
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """``3 x H x W`` float in [0, 1] from an 8-bit RGB image (exactly k/255)."""
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
-
-
-def batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int, int]]:
-    """``(begin, end)`` batches from ``start``: same image size, never across a shard end."""
-    pos = start
-    while pos < len(pairs):
-        end = min(pos + batch_size, len(pairs), (pos // shard_size + 1) * shard_size)
-        size = size_of(pairs[pos][0])
-        stop = pos + 1
-        while stop < end and size_of(pairs[stop][0]) == size:
-            stop += 1
-        yield pos, stop
-        pos = stop
 
 
 class Attacker:
@@ -288,17 +254,14 @@ def attack_dataset(
     rows = RowStream(dataset_dir, columns)
     sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0, image)
 
-    overwrite = options.overwrite or (
-        options.replace_stale and _stored_config(out_dir) not in (None, _normalized(config))
-    )
     with ShardedWriter(out_dir, kind=KIND, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=overwrite,
+                       shard_size=options.shard_size, overwrite=options.overwrite,
                        unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
         seconds_done = _committed_seconds(out_dir)
-        for begin, end in batches(pairs, writer.cursor, options.batch_size, options.shard_size,
-                                   lambda r: sizes[r]):
+        for begin, end in batches(len(pairs), writer.cursor, options.batch_size,
+                                  options.shard_size, lambda i: sizes[pairs[i][0]]):
             t0 = time.perf_counter()
             chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
             out = _attack_chunk(attacker, chunk, task, image)
@@ -344,19 +307,6 @@ def attack_dataset(
             "timing": _timing_summary(seconds_done),
         }
         return writer.finish(len(pairs), extra)
-
-
-def _normalized(config: dict) -> dict:
-    return json.loads(json.dumps(config, sort_keys=True))
-
-
-def _stored_config(out_dir: Path) -> dict | None:
-    """The config of the dataset (finished or not) in ``out_dir``, if any."""
-    for path in (out_dir / "manifest.json", out_dir / PARTIAL / "config.json"):
-        if path.is_file():
-            data = json.loads(path.read_text())
-            return data.get("config") if path.name == "manifest.json" else data
-    return None
 
 
 def _image_sizes(folder: Path, manifest: dict, n_rows: int,
@@ -491,7 +441,7 @@ def attack_from_params(
         gradient_checkpointing=section["gradient_checkpointing"],
         shard_size=section["shard_size"],
         threads=section["threads"],
-        replace_stale=True,  # resume an interrupted run (persist: true), replace a stale one
+        overwrite=True,  # resume an interrupted run (persist: true), replace a stale one
     )
     return attack(
         dataset_dir, out_dir, method=method, target=target, preset=section["preset"],

@@ -8,7 +8,6 @@ dataset it takes prompts and masks from is the one the images were made from.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 from PIL import Image
 
 from ldmdata.dataset.reader import iter_rows, read_manifest
-from ldmdata.dataset.writer import PARTIAL
 from ldmdata.errors import LdmdataError
 from ldmdata.provenance import dvc_hash, portable_path
 
@@ -126,16 +124,3 @@ def check_same_dataset(images: InputSet, dataset: InputSet) -> None:
             "from (or re-run the attack)"
         )
 
-
-def normalized(config: dict) -> dict:
-    """``config`` as a JSON round trip stores it (to compare with a stored one)."""
-    return json.loads(json.dumps(config, sort_keys=True))
-
-
-def stored_config(out_dir: Path) -> dict | None:
-    """The config of the set (finished or not) in ``out_dir``, if any."""
-    for path in (out_dir / "manifest.json", out_dir / PARTIAL / "config.json"):
-        if path.is_file():
-            data = json.loads(path.read_text())
-            return data.get("config") if path.name == "manifest.json" else data
-    return None

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.dataset.inputs import DEFENDED, normalized, open_input, stored_config
+from ldmdata.dataset.inputs import DEFENDED, open_input
+from ldmdata.dataset.jobs import JobOptions, batches
 from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
@@ -42,25 +43,10 @@ FEATURES = datasets.Features({
 
 
 @dataclass
-class DefendOptions:
-    limit: int | None = None
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "float32"
-    shard_size: int = 1000
-    threads: int | None = None  # torch CPU threads (model defences); None: torch's choice
-    overwrite: bool = False
-    replace_stale: bool = False
+class DefendOptions(JobOptions):
+    """How to defend a set (:class:`JobOptions`; ``limit`` counts samples)."""
 
-    def check(self) -> None:
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
-        for name in ("batch_size", "shard_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LdmdataError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise LdmdataError(f"limit must be an integer >= 1, got {self.limit!r}")
+    batch_size: int = 8
 
 
 def _change(before: Image.Image, after: Image.Image) -> tuple[float, float]:
@@ -102,12 +88,9 @@ def defend_dataset(
         "threads": options.threads if kind is not None else None,
         "code": source_fingerprint(CODE),
     }
-    overwrite = options.overwrite or (
-        options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
-    )
     rows = list(_rows_to_defend(images, options.limit))
     with ShardedWriter(Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=overwrite) as writer:
+                       shard_size=options.shard_size, overwrite=options.overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
         if options.threads is not None:
@@ -117,10 +100,8 @@ def defend_dataset(
         stream = images.rows(decode=True)
         for _ in range(writer.cursor):
             next(stream)
-        pos = writer.cursor
-        while pos < len(rows):
-            end = min(pos + options.batch_size, len(rows),
-                      (pos // options.shard_size + 1) * options.shard_size)
+        for pos, end in batches(len(rows), writer.cursor, options.batch_size,
+                                options.shard_size):
             chunk = [next(stream) for _ in range(end - pos)]
             defended = defender([r["image"] for r in chunk], [r["id"] for r in chunk])
             for i, (row, image) in enumerate(zip(chunk, defended, strict=True)):
@@ -130,9 +111,8 @@ def defend_dataset(
                     "prompt_index": row["attack_prompt_index"], "image": encode_png(image),
                     "linf": linf, "l2": l2,
                 }, cursor=pos + i + 1)
-            pos = end
             if progress is not None:
-                progress(pos, len(rows))
+                progress(end, len(rows))
         upstream = images.manifest.get("input") or {}
         extra = {
             "task": images.task,

@@ -135,7 +135,7 @@ def edit_from_params(
         options = EditOptions(
             prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
             batch_size=section["batch_size"], device=section["device"], dtype=section["dtype"],
-            shard_size=section["shard_size"], threads=section["threads"], replace_stale=True,
+            shard_size=section["shard_size"], threads=section["threads"], overwrite=True,
         )
         edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
                      images, defence, defence_model, options)

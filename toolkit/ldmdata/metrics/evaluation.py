@@ -41,7 +41,7 @@ from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
-from ldmdata.params import merge_known
+from ldmdata.params import is_int, is_number, merge_known
 from ldmdata.provenance import PARQUET_KEY, portable_path, provenance
 from ldmdata.seeds import derive_seed
 
@@ -79,28 +79,28 @@ def evaluate_settings(given: dict | None = None) -> dict:
             f"choose from {', '.join(METRICS)}"
         )
     checks = [
-        (s["psnr_cap"] is None or _num(s["psnr_cap"]) and s["psnr_cap"] > 0,
+        (s["psnr_cap"] is None or is_number(s["psnr_cap"]) and s["psnr_cap"] > 0,
          f"psnr_cap must be a positive number of dB or null, got {s['psnr_cap']!r}"),
-        (_int(s["ssim_kernel"]) and s["ssim_kernel"] >= 3 and s["ssim_kernel"] % 2 == 1,
+        (is_int(s["ssim_kernel"]) and s["ssim_kernel"] >= 3 and s["ssim_kernel"] % 2 == 1,
          f"ssim_kernel must be an odd integer >= 3, got {s['ssim_kernel']!r}"),
-        (_num(s["ssim_sigma"]) and s["ssim_sigma"] > 0,
+        (is_number(s["ssim_sigma"]) and s["ssim_sigma"] > 0,
          f"ssim_sigma must be > 0, got {s['ssim_sigma']!r}"),
         (s["ms_ssim_normalize"] in ("relu", "simple", None),
          f"ms_ssim_normalize must be relu, simple or null, got {s['ms_ssim_normalize']!r}"),
-        (_int(s["bootstrap"]) and s["bootstrap"] >= 0,
+        (is_int(s["bootstrap"]) and s["bootstrap"] >= 0,
          f"bootstrap must be an integer >= 0, got {s['bootstrap']!r}"),
-        (_int(s["set_bootstrap"]) and s["set_bootstrap"] >= 0,
+        (is_int(s["set_bootstrap"]) and s["set_bootstrap"] >= 0,
          f"set_bootstrap must be an integer >= 0, got {s['set_bootstrap']!r}"),
-        (_num(s["confidence"]) and 0 < s["confidence"] < 1,
+        (is_number(s["confidence"]) and 0 < s["confidence"] < 1,
          f"confidence must be in (0, 1), got {s['confidence']!r}"),
-        (_int(s["seed"]) and s["seed"] >= 0, f"seed must be an integer >= 0, got {s['seed']!r}"),
-        (_int(s["is_splits"]) and s["is_splits"] >= 1,
+        (is_int(s["seed"]) and s["seed"] >= 0, f"seed must be an integer >= 0, got {s['seed']!r}"),
+        (is_int(s["is_splits"]) and s["is_splits"] >= 1,
          f"is_splits must be an integer >= 1, got {s['is_splits']!r}"),
-        (_int(s["batch_size"]) and s["batch_size"] >= 1,
+        (is_int(s["batch_size"]) and s["batch_size"] >= 1,
          f"batch_size must be an integer >= 1, got {s['batch_size']!r}"),
         (s["precision"] in PRECISIONS,
          f"precision must be float64 or float32, got {s['precision']!r}"),
-        (s["threads"] is None or _int(s["threads"]) and s["threads"] >= 1,
+        (s["threads"] is None or is_int(s["threads"]) and s["threads"] >= 1,
          f"threads must be an integer >= 1 or null, got {s['threads']!r}"),
     ]
     for ok, message in checks:
@@ -110,13 +110,6 @@ def evaluate_settings(given: dict | None = None) -> dict:
         choose_features(s["features"], s["inception_weights"])
     return s
 
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def model_label(record: dict | None) -> str | None:
