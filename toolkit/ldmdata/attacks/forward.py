@@ -153,6 +153,11 @@ class EditForward:
             scheduler.set_begin_index(start * scheduler.order)
         return scheduler.timesteps[start * scheduler.order :], n - start
 
+    def schedule(self):
+        """A fresh scheduler set up for this edit, and the edit's timesteps."""
+        scheduler = self.new_scheduler()
+        return scheduler, self._timesteps(scheduler)[0]
+
     @property
     def n_stages(self) -> int:
         """Encode + one stage per denoising step + decode."""
@@ -169,6 +174,10 @@ class EditForward:
         if not self.cfg:
             return cond
         return torch.cat([torch.cat([self._embeds[p][1] for p in prompts]), cond])
+
+    def cond_embeds(self, prompts: Sequence[str]) -> torch.Tensor:
+        """The conditional embeddings alone (no guidance), cached like :meth:`prompt_embeds`."""
+        return self.prompt_embeds(prompts)[-len(prompts):]
 
     def generators(self, batch: EditBatch) -> list[torch.Generator]:
         return [torch.Generator("cpu").manual_seed(int(s)) for s in batch.seeds]

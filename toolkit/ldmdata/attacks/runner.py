@@ -32,6 +32,7 @@ from ldmdata.attacks.methods import (
     quantize,
 )
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
+from ldmdata.attacks.protections import PROTECTIONS, check_timesteps
 from ldmdata.attacks.targets import check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
 from ldmdata.dataset.writer import PARTIAL
@@ -65,8 +66,9 @@ FEATURES = datasets.Features({
     "loss_trace": datasets.Sequence(datasets.Value("float64")),
     "iterations": datasets.Value("int32"),
     "seconds": datasets.Value("float64"),  # wall-clock per pair; not part of content_hash
+    "peak_memory_mb": datasets.Value("float64"),  # of the pair's batch; null off-GPU; unhashed
 })
-UNHASHED = ("seconds",)
+UNHASHED = ("seconds", "peak_memory_mb")
 
 
 @dataclass
@@ -167,6 +169,22 @@ def batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int
         pos = stop
 
 
+def _image_size(x: torch.Tensor) -> tuple[int, int]:
+    return x.shape[-1], x.shape[-2]
+
+
+# method name -> objective builder (attacker, batch, clean images, pair keys)
+OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    "bim": lambda a, batch, x, keys: FeatureDistortion(a.forward, batch, a.module, a.stop, x),
+    "photoguard-encoder": lambda a, batch, x, keys: EncoderAttack(
+        a.forward, batch, a.params.target_image, _image_size(x)),
+    "photoguard-diffusion": lambda a, batch, x, keys: DiffusionAttack(
+        a.forward, batch, a.params, keys, _image_size(x)),
+    **{name: (lambda a, batch, x, keys, cls=cls: cls(a.forward, batch, a.params, x, keys))
+       for name, cls in PROTECTIONS.items()},
+}
+
+
 class Attacker:
     """One model + one attack configuration, applied batch by batch."""
 
@@ -179,14 +197,11 @@ class Attacker:
         if params.method == "bim":
             self.module_path, self.module = resolve_target(pipe, params.target)
             self.stop = plan_stop(self.forward, self.module, params.target)
+        if params.method in PROTECTIONS:
+            check_timesteps(pipe, params)
 
     def objective(self, batch: EditBatch, x: torch.Tensor, keys: list[str]) -> Objective:
-        size = (x.shape[-1], x.shape[-2])
-        if self.params.method == "bim":
-            return FeatureDistortion(self.forward, batch, self.module, self.stop, x)
-        if self.params.method == "photoguard-encoder":
-            return EncoderAttack(self.forward, batch, self.params.target_image, size)
-        return DiffusionAttack(self.forward, batch, self.params, keys, size)
+        return OBJECTIVES[self.params.method](self, batch, x, keys)
 
     def attack(self, x: torch.Tensor, prompts: list[str], keys: list[str],
                repaint: torch.Tensor | None = None) -> dict:
@@ -274,16 +289,20 @@ def attack_dataset(
                        unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        seconds_done = _committed_seconds(out_dir)
+        seconds_done = _committed(out_dir, "seconds")
+        peaks_done = _committed(out_dir, "peak_memory_mb")
         for begin, end in batches(pairs, writer.cursor, options.batch_size, options.shard_size,
                                    lambda r: sizes[r]):
             t0 = time.perf_counter()
+            _reset_peak_memory(device)
             chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
             out = _attack_chunk(attacker, chunk, task)
             seconds = (time.perf_counter() - t0) / len(chunk)
+            out["peak_memory_mb"] = _peak_memory_mb(device)
             for i, (row, k) in enumerate(chunk):
                 record = _output_row(row, k, out, i, params.iterations, seconds)
                 seconds_done.append(seconds)
+                peaks_done.append(out["peak_memory_mb"])
                 if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
                     raise RuntimeError("a shard closed inside a batch")
             if progress is not None:
@@ -316,7 +335,7 @@ def attack_dataset(
                 "diffusers": diffusers.__version__,
             },
             "code": code_version(),
-            "timing": _timing_summary(seconds_done),
+            "timing": _timing_summary(seconds_done, peaks_done),
         }
         return writer.finish(len(pairs), extra)
 
@@ -374,20 +393,39 @@ def _output_row(row: dict, k: int, out: dict, i: int, iterations: int, seconds: 
         "loss_trace": trace,
         "iterations": iterations,
         "seconds": seconds,
+        "peak_memory_mb": out["peak_memory_mb"],
     }
 
 
-def _committed_seconds(out_dir: Path) -> list[float]:
-    """The ``seconds`` of the rows an interrupted run already committed (resume)."""
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated since the last reset (weights included), MiB; None off-GPU.
+
+    On a CPU there is no per-batch figure to give (the process's peak RSS only ever grows and
+    holds the models and earlier batches), so the column is null rather than misleading.
+    """
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _committed(out_dir: Path, column: str) -> list:
+    """A column of the rows an interrupted run already committed (resume)."""
     return [v for path in sorted((out_dir / "data").glob("train-*.parquet"))
-            for v in pq.read_table(path, columns=["seconds"]).column("seconds").to_pylist()]
+            for v in pq.read_table(path, columns=[column]).column(column).to_pylist()]
 
 
-def _timing_summary(seconds: list[float]) -> dict:
-    """Wall-clock seconds per (image, prompt) pair over the whole output."""
+def _timing_summary(seconds: list[float], peaks: list[float | None]) -> dict:
+    """Wall-clock seconds per (image, prompt) pair over the whole output, and peak memory."""
+    measured = [v for v in peaks if v is not None]
     return {
         "seconds_total": sum(seconds),
         "seconds_per_sample": sum(seconds) / len(seconds) if seconds else None,
+        "peak_memory_mb": max(measured) if measured else None,
         "cpu_count": os.cpu_count(),
     }
 
@@ -419,7 +457,7 @@ def attack(
 
 
 def parse_attack_name(name: str) -> tuple[str, str | None]:
-    """A stage's attack name: a PhotoGuard method, or else a bim target."""
+    """A stage's attack name: a method other than bim, or else a bim target."""
     return (name, None) if name in METHODS else ("bim", name)
 
 
@@ -428,6 +466,8 @@ def parse_attack_name(name: str) -> tuple[str, str | None]:
 STAGE_DEFAULTS: dict = {
     "targets": [],
     "photoguard": [],
+    "protections": [],
+    "inpaint_protections": [],
     "preset": None,
     "prompts": "all",
     "limit": None,
