@@ -1,8 +1,10 @@
-"""Adversarial attacks on Stable Diffusion editing: the study's per-module BIM and PhotoGuard.
+"""Adversarial attacks on Stable Diffusion editing: the study's per-module BIM, PhotoGuard,
+and the field's protections (AdvDM, Mist, SDS(+/-), SDST, DiffusionGuard).
 
 ``forward`` differentiates through the editing pipeline's components, ``targets`` names the
-hookable modules, ``methods`` holds the objectives and the projected-gradient loop, ``params``
-the presets, and ``runner`` attacks a whole dataset into a new, versioned one.
+hookable modules, ``methods`` holds the study's and PhotoGuard's objectives and the
+projected-gradient loop, ``protections`` the other objectives, ``params`` the presets, and
+``runner`` attacks a whole dataset into a new, versioned one.
 """
 
 from ldmdata.attacks.forward import EditBatch, EditForward, EditSettings

@@ -51,8 +51,9 @@ class Protection(Objective):
     def __init__(self, forward: EditForward, batch: EditBatch, params: AttackParams,
                  x: torch.Tensor, keys: list[str]):
         self.forward, self.batch, self.params, self.keys = forward, batch, params, keys
-        prompts = batch.prompts if params.attack_prompt is None else [params.attack_prompt] * len(
-            batch)
+        prompts = batch.prompts
+        if params.attack_prompt is not None:
+            prompts = [params.attack_prompt] * len(batch)
         self.embeds = forward.cond_embeds(prompts)
         self.noising = DDPMScheduler.from_config(forward.pipe.scheduler.config)
         if self.textural:
