@@ -77,7 +77,7 @@ class AttackParams:
 
     @property
     def maximize(self) -> bool:
-        """BIM pushes features away (maximise); PhotoGuard pulls toward a target (minimise)."""
+        """Whether the method pushes its objective up (BIM, AdvDM, ...) or pulls it down."""
         return self.method in MAXIMIZED
 
     def as_dict(self) -> dict:
