@@ -48,6 +48,7 @@ def make_attack_set(dataset: Path, out: Path, tiny_dir: Path, eps: float = 0.1,
                     "image": encode_png(image), "linf": float(np.abs(delta).max()),
                     "l2": float(np.linalg.norm(delta)), "loss": 0.0, "loss_first": 0.0,
                     "loss_trace": [0.0], "iterations": 1, "seconds": 0.0,
+                    "peak_memory_mb": None,
                 }, cursor=n)
         writer.finish(n, {
             "task": manifest["kind"],

@@ -32,6 +32,7 @@ from ldmdata.attacks.methods import (
     quantize,
 )
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
+from ldmdata.attacks.protections import PROTECTIONS, check_timesteps
 from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
 from ldmdata.dataset.inputs import IMAGE_COLUMN
@@ -67,8 +68,9 @@ FEATURES = datasets.Features({
     "loss_trace": datasets.Sequence(datasets.Value("float64")),
     "iterations": datasets.Value("int32"),
     "seconds": datasets.Value("float64"),  # wall-clock per pair; not part of content_hash
+    "peak_memory_mb": datasets.Value("float64"),  # of the pair's batch; null off-GPU; unhashed
 })
-UNHASHED = ("seconds",)
+UNHASHED = ("seconds", "peak_memory_mb")
 
 
 @dataclass
@@ -136,6 +138,19 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
 
 
+# method name -> objective builder (attacker, batch, clean images, pair keys)
+OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    "bim": lambda a, batch, x, keys: FeatureDistortion(
+        a.forward, batch, a.module, a.stop, x, a.params.feature_rows),
+    "photoguard-encoder": lambda a, batch, x, keys: EncoderAttack(
+        a.forward, batch, a.params.target_image, a.forward.output_size(x)),
+    "photoguard-diffusion": lambda a, batch, x, keys: DiffusionAttack(
+        a.forward, batch, a.params, keys, a.forward.output_size(x)),
+    **{name: (lambda a, batch, x, keys, cls=cls: cls(a.forward, batch, a.params, x, keys))
+       for name, cls in PROTECTIONS.items()},
+}
+
+
 class Attacker:
     """One model + one attack configuration, applied batch by batch.
 
@@ -153,15 +168,11 @@ class Attacker:
         if params.method == "bim":
             self.module_path, self.module = resolve_target(pipe, params.target)
             self.stop = plan_stop(self.forward, self.module, params.target)
+        if params.method in PROTECTIONS:
+            check_timesteps(pipe, params)
 
     def objective(self, batch: EditBatch, x: torch.Tensor, keys: list[str]) -> Objective:
-        size = self.forward.output_size(x)
-        if self.params.method == "bim":
-            return FeatureDistortion(self.forward, batch, self.module, self.stop, x,
-                                     self.params.feature_rows)
-        if self.params.method == "photoguard-encoder":
-            return EncoderAttack(self.forward, batch, self.params.target_image, size)
-        return DiffusionAttack(self.forward, batch, self.params, keys, size)
+        return OBJECTIVES[self.params.method](self, batch, x, keys)
 
     def attack(self, x: torch.Tensor, prompts: list[str], keys: list[str],
                repaint: torch.Tensor | None = None) -> dict:
@@ -259,16 +270,20 @@ def attack_dataset(
                        unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        seconds_done = _committed_seconds(out_dir)
+        seconds_done = _committed(out_dir, "seconds")
+        peaks_done = _committed(out_dir, "peak_memory_mb")
         for begin, end in batches(len(pairs), writer.cursor, options.batch_size,
                                   options.shard_size, lambda i: sizes[pairs[i][0]]):
             t0 = time.perf_counter()
+            _reset_peak_memory(device)
             chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
             out = _attack_chunk(attacker, chunk, task, image)
             seconds = (time.perf_counter() - t0) / len(chunk)
+            out["peak_memory_mb"] = _peak_memory_mb(device)
             for i, (row, k) in enumerate(chunk):
                 record = _output_row(row, k, out, i, params.iterations, seconds)
                 seconds_done.append(seconds)
+                peaks_done.append(out["peak_memory_mb"])
                 if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
                     raise RuntimeError("a shard closed inside a batch")
             if progress is not None:
@@ -304,7 +319,7 @@ def attack_dataset(
                 "diffusers": diffusers.__version__,
             },
             "code": code_version(),
-            "timing": _timing_summary(seconds_done),
+            "timing": _timing_summary(seconds_done, peaks_done),
         }
         return writer.finish(len(pairs), extra)
 
@@ -352,20 +367,39 @@ def _output_row(row: dict, k: int, out: dict, i: int, iterations: int, seconds: 
         "loss_trace": trace,
         "iterations": iterations,
         "seconds": seconds,
+        "peak_memory_mb": out["peak_memory_mb"],
     }
 
 
-def _committed_seconds(out_dir: Path) -> list[float]:
-    """The ``seconds`` of the rows an interrupted run already committed (resume)."""
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated since the last reset (weights included), MiB; None off-GPU.
+
+    On a CPU there is no per-batch figure to give (the process's peak RSS only ever grows and
+    holds the models and earlier batches), so the column is null rather than misleading.
+    """
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _committed(out_dir: Path, column: str) -> list:
+    """A column of the rows an interrupted run already committed (resume)."""
     return [v for path in sorted((out_dir / "data").glob("train-*.parquet"))
-            for v in pq.read_table(path, columns=["seconds"]).column("seconds").to_pylist()]
+            for v in pq.read_table(path, columns=[column]).column(column).to_pylist()]
 
 
-def _timing_summary(seconds: list[float]) -> dict:
-    """Wall-clock seconds per (image, prompt) pair over the whole output."""
+def _timing_summary(seconds: list[float], peaks: list[float | None]) -> dict:
+    """Wall-clock seconds per (image, prompt) pair over the whole output, and peak memory."""
+    measured = [v for v in peaks if v is not None]
     return {
         "seconds_total": sum(seconds),
         "seconds_per_sample": sum(seconds) / len(seconds) if seconds else None,
+        "peak_memory_mb": max(measured) if measured else None,
         "cpu_count": os.cpu_count(),
     }
 
@@ -401,7 +435,7 @@ def attack(
 
 
 def parse_attack_name(name: str) -> tuple[str, str | None]:
-    """A stage's attack name: a PhotoGuard method, or else a bim target."""
+    """A stage's attack name: a method other than bim, or else a bim target."""
     return (name, None) if name in METHODS else ("bim", name)
 
 
@@ -410,6 +444,8 @@ def parse_attack_name(name: str) -> tuple[str, str | None]:
 STAGE_DEFAULTS: dict = {
     "targets": [],
     "photoguard": [],
+    "protections": [],
+    "inpaint_protections": [],
     "preset": None,
     "prompts": "all",
     "limit": None,

@@ -2,8 +2,9 @@
 
 For one task it edits, into ``OUT/<run>/<input>``:
 
-- ``default``: the clean dataset (``clean``) and every attack of ``attack.targets`` and
-  ``attack.photoguard`` with the model each attack targeted and the attacked prompt;
+- ``default``: the clean dataset (``clean``) and every attack of ``attack.targets``,
+  ``attack.photoguard``, ``attack.protections`` and (inpainting) ``attack.inpaint_protections``
+  with the model each attack targeted and the attacked prompt;
 - every run of ``edit.runs`` (``name: {editor, model, revision, prompt_index, defence,
   attacks, tasks, <edit param>...}``): a model transfer (another editor or model), a prompt
   transfer (``prompt_index``) or a defence, on the attacks it lists (default: all). A run
@@ -51,6 +52,14 @@ RUN_DEFAULTS: dict = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+def attack_names(attack: dict, task: str) -> list[str]:
+    """The attack stages of ``task`` that params.yaml's ``attack`` section asks for."""
+    lists = ["targets", "photoguard", "protections"]
+    if task == "inpaint":
+        lists.append("inpaint_protections")
+    return [name for key in lists for name in attack.get(key) or []]
+
+
 def _runs(task: str, section: dict, targets: list[str]) -> list[dict]:
     """The default run and the configured runs that apply to ``task``, validated."""
     base = {name: section[name] for name in OVERRIDABLE}
@@ -71,7 +80,8 @@ def _runs(task: str, section: dict, targets: list[str]) -> list[dict]:
         unknown = [a for a in attacks if a not in targets]
         if unknown:
             raise LdmdataError(f"{where}: attacks {', '.join(map(str, unknown))} are not in "
-                               "attack.targets or attack.photoguard")
+                               "attack.targets, .photoguard, .protections or "
+                               ".inpaint_protections")
         editor = spec["editor"] or default_editor(task)
         check_editor(editor, task)
         runs.append({
@@ -94,8 +104,7 @@ def edit_from_params(
 ) -> dict:
     """Run every edit of ``task`` that params.yaml asks for; returns (and writes) the plan."""
     section = merge_known(STAGE_DEFAULTS, params.get("edit") or {}, "params.yaml edit")
-    attack = params.get("attack") or {}
-    targets = list(attack.get("targets") or []) + list(attack.get("photoguard") or [])
+    targets = attack_names(params.get("attack") or {}, task)
     models = dict(params.get("models") or {})
     profile = models.pop("profile", "tiny")
     dataset_dir, attacks_dir, out_dir = Path(dataset_dir), Path(attacks_dir), Path(out_dir)
