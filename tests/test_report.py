@@ -63,7 +63,7 @@ def test_report_holds_the_study_tables_and_grids(metrics_dir, tmp_path):
         assert heading in md, heading
     assert "| none (clean edits) | tiny:sd_img2img | - | - | - |" in md
     assert md.count("![source](images/") == 1
-    images = sorted(p.name for p in (tmp_path / "out" / "images").iterdir())
+    images = sorted(p.name for p in (tmp_path / "out" / "images").glob("*.png"))
     assert len(images) == 4 and images[0].endswith("-0-adversarial.png")
     html = paths["html"].read_text()
     assert html.count("data:image/png;base64,") == 4
