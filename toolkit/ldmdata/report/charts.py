@@ -7,6 +7,7 @@ near 1 would otherwise look equal. Every chart says so under its axis. Long labe
 from __future__ import annotations
 
 import html
+import math
 import textwrap
 from dataclasses import dataclass
 
@@ -40,8 +41,18 @@ def ticks(low: float, high: float, n: int = 5) -> list[float]:
     return [low + (high - low) * i / (n - 1) for i in range(n)]
 
 
-def fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+def fmt(value: float, step: float | None = None) -> str:
+    """``value`` with enough decimals to tell apart numbers ``step`` apart (4 by default)."""
+    decimals = 4 if not step else max(0, 1 - math.floor(math.log10(abs(step))))
+    return f"{value:.{decimals}f}"
+
+
+def _note(x: float, y: float, text: str, width: int = 95) -> tuple[str, float]:
+    """A grey note wrapped at ``width`` characters; returns it and its height."""
+    lines = _wrap(text, width)
+    spans = "".join(f"<tspan x='{x:.1f}' y='{y + i * LINE:.1f}'>{_esc(s)}</tspan>"
+                    for i, s in enumerate(lines))
+    return f"<text fill='#555'>{spans}</text>", len(lines) * LINE
 
 
 def _esc(text: str) -> str:
@@ -71,11 +82,12 @@ def _svg(width: float, height: float, title: str, body: list[str]) -> str:
 
 def _x_axis(left: float, right: float, y: float, low: float, high: float, note: str) -> list[str]:
     parts = [f"<line x1='{left}' y1='{y}' x2='{right}' y2='{y}' stroke='#333'/>"]
+    step = (high - low) / 4
     for t in ticks(low, high):
         x = left + (t - low) / (high - low) * (right - left)
         parts.append(f"<line x1='{x:.1f}' y1='{y}' x2='{x:.1f}' y2='{y + 4}' stroke='#333'/>"
-                     f"<text x='{x:.1f}' y='{y + 16}' text-anchor='middle'>{fmt(t)}</text>")
-    parts.append(f"<text x='{left}' y='{y + 32}' fill='#555'>{_esc(note)}</text>")
+                     f"<text x='{x:.1f}' y='{y + 16}' text-anchor='middle'>{fmt(t, step)}</text>")
+    parts.append(_note(min(left, 8), y + 32, note, 70)[0])
     return parts
 
 
@@ -105,9 +117,9 @@ def dot_chart(title: str, axis: str, items: list[tuple[str, float | None, float 
         body.append(f"<circle cx='{at(value):.1f}' cy='{cy:.1f}' r='4' fill='#1f77b4'>"
                     f"<title>{_esc(label)}: {fmt(value)}</title></circle>")
         y += h
-    body += _x_axis(left, right, y + 4, low, high,
-                    f"{axis}; axis {fmt(low)} to {fmt(high)}, chosen from the data (not from 0)")
-    return _svg(width, y + 44, title, body)
+    body += _x_axis(left, right, y + 4, low, high, f"{axis}; axis {fmt(low)} to {fmt(high)}, "
+                    "chosen from the data (not from 0)")
+    return _svg(max(width, 500), y + 4 + 32 + 2 * LINE, title, body)
 
 
 def _shade(t: float) -> str:
@@ -142,17 +154,17 @@ def heatmap_svg(m: Heatmap) -> str | None:
             t = 0.5 if value is None or high == low else (value - low) / (high - low)
             fill = "#f4f4f4" if value is None else _shade(0.1 + 0.8 * t)
             ink = "#fff" if value is not None and t > 0.55 else "#000"
-            text = "n/a" if value is None else fmt(value)
+            text = "n/a" if value is None else fmt(value, (high - low) / 4 or None)
             body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{cell_w}' height='{row_h}' "
                         f"fill='{fill}' stroke='#fff'><title>{_esc(row)} / {_esc(column)}: "
                         f"{text} ({_esc(ref)})</title></rect>"
                         f"<text x='{x + cell_w / 2:.1f}' y='{y + row_h / 2 + 4:.1f}' "
                         f"text-anchor='middle' fill='{ink}'>{text}</text>")
     bottom = top + len(m.rows) * row_h
-    body.append(f"<text x='4' y='{bottom + 18}' fill='#555'>colour from {fmt(low)} (light) to "
-                f"{fmt(high)} (dark), the range of these cells; {_esc(m.note)}</text>")
     width = max(label_w + len(m.columns) * cell_w + 10, 560)
-    return _svg(width, bottom + 28, m.title, body)
+    note, height = _note(4, bottom + 18, f"colour from {fmt(low)} (light) to {fmt(high)} "
+                         f"(dark), the range of these cells; {m.note}", int(width / CHAR) - 2)
+    return _svg(width, bottom + 18 + height, m.title, body + [note])
 
 
 def line_svg(c: Curve) -> str | None:
@@ -174,11 +186,12 @@ def line_svg(c: Curve) -> str | None:
             "stroke='#ccc'/>"]
     for t in ticks(y_low, y_high):
         _, y = at(x_low, t)
-        body.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>{fmt(t)}</text>")
+        body.append(f"<text x='{left - 6}' y='{y + 4:.1f}' text-anchor='end'>"
+                    f"{fmt(t, (y_high - y_low) / 4)}</text>")
     for x in sorted(set(xs)):
         px, _ = at(x, y_low)
         body.append(f"<text x='{px:.1f}' y='{top + plot_h + 16}' text-anchor='middle'>"
-                    f"{fmt(x)}</text>")
+                    f"{x:g}</text>")
     legend_x, legend_y = left + plot_w + 20, top + 6
     for k, name in enumerate(names):
         colour = PALETTE[k % len(PALETTE)]
@@ -190,15 +203,16 @@ def line_svg(c: Curve) -> str | None:
                 body.append(f"<polyline points='{path}' fill='none' stroke='{colour}' "
                             f"stroke-width='2'{dash}/>")
             body += [f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3.5' fill='{colour}'><title>"
-                     f"{_esc(name)} eps {fmt(ex)}: {fmt(ey)}</title></circle>"
+                     f"{_esc(name)} eps {ex:g}: {fmt(ey)}</title></circle>"
                      for (x, y), (ex, ey) in zip(xy, line, strict=True)]
         body.append(f"<rect x='{legend_x}' y='{legend_y - 9}' width='12' height='3' "
                     f"fill='{colour}'/>")
         body.append(_label(legend_x + 18, legend_y - 8, name, anchor="start"))
         legend_y += len(_wrap(name)) * LINE + 8
     bottom = top + plot_h
-    body.append(f"<text x='{left}' y='{bottom + 32}' fill='#555'>eps (attack budget); solid: "
-                f"worst case over purifiers, dashed: unpurified; {c.metric} axis "
-                f"{fmt(y_low)} to {fmt(y_high)}, chosen from the data (not from 0)</text>")
+    note, height = _note(8, bottom + 34, f"x: eps (attack budget); solid: worst case over "
+                         f"purifiers, dashed: unpurified; {c.metric} axis {fmt(y_low)} to "
+                         f"{fmt(y_high)}, chosen from the data (not from 0)", 75)
     width = legend_x + 18 + CHAR * min(WRAP, max(len(n) for n in names)) + 10
-    return _svg(max(width, 560), max(bottom + 44, legend_y + 10), c.title, body)
+    return _svg(max(width, 560), max(bottom + 34 + height, legend_y + 10), c.title,
+                body + [note])

@@ -131,7 +131,7 @@ def _eval_records(e: Evaluation) -> dict:
     return {
         "inputs": [(role, rec["path"], rec["dvc_hash"])
                    for role, rec in sorted(e.provenance["inputs"].items())],
-        "models": [f"{role} {rec.get('id')}@{rec.get('revision')}"
+        "models": [(role, str(rec.get("id")), str(rec.get("revision")))
                    for role, rec in sorted(e.provenance.get("models", {}).items())],
         "code": version + (" (dirty)" if code.get("git_dirty") else ""),
     }
@@ -144,7 +144,7 @@ def _md_provenance(evals: list[Evaluation]) -> list[str]:
         lines.append(f"- **{e.ref}** `{e.file_record['path']}` (md5 "
                      f"`{e.file_record['dvc_hash']}`), code {r['code']}")
         lines += [f"  - {role} `{path}` (`{digest}`)" for role, path, digest in r["inputs"]]
-        lines += [f"  - model {m}" for m in r["models"]]
+        lines += [f"  - model {role} `{name}@{revision}`" for role, name, revision in r["models"]]
     return lines + [""]
 
 
@@ -206,15 +206,19 @@ def _html_provenance(evals: list[Evaluation]) -> str:
         r = _eval_records(e)
         full.append(f"{e.ref} metrics {e.file_record['path']} md5 {e.file_record['dvc_hash']}")
         full += [f"{e.ref} {role} {path} {digest}" for role, path, digest in r["inputs"]]
+        full += [f"{e.ref} model {role} {name}@{rev}" for role, name, rev in r["models"]]
         inputs = "".join(f"<li>{html.escape(role)} <code class='path'>{html.escape(path)}</code> "
                          f"{_short(digest)}</li>" for role, path, digest in r["inputs"])
-        models = "".join(f"<li class='path'>{html.escape(m)}</li>" for m in r["models"])
+        models = "".join(f"<li>{html.escape(role)} <code class='path'>{html.escape(name)}</code> "
+                         f"{_short(revision)}</li>" for role, name, revision in r["models"])
         rows.append(f"<tr><td>{e.ref}</td><td><code class='path'>"
                     f"{html.escape(e.file_record['path'])}</code><br>md5 "
                     f"{_short(e.file_record['dvc_hash'])}</td><td><ul>{inputs}</ul></td>"
                     f"<td><ul>{models}</ul></td><td>{_short(r['code'])}</td></tr>")
     return ("<h3>evaluations</h3><p class='note'>hashes are shortened: hover for the full "
-            "value, or open the full records below.</p><table class='provenance'><thead><tr>"
+            "value, or open the full records below.</p><table class='provenance'>"
+            "<colgroup><col style='width:5%'><col style='width:22%'><col style='width:35%'>"
+            "<col style='width:28%'><col style='width:10%'></colgroup><thead><tr>"
             "<th>eval</th><th>metrics file</th><th>inputs (DVC hashes)</th><th>models</th>"
             "<th>code</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
             "<details><summary>full hashes</summary><pre>" + html.escape("\n".join(full))
