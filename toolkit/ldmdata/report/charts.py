@@ -43,7 +43,7 @@ def ticks(low: float, high: float, n: int = 5) -> list[float]:
 
 def fmt(value: float, step: float | None = None) -> str:
     """``value`` with enough decimals to tell apart numbers ``step`` apart (4 by default)."""
-    decimals = 4 if not step else max(0, 1 - math.floor(math.log10(abs(step))))
+    decimals = 4 if not step else max(0, -math.floor(math.log10(abs(step))))
     return f"{value:.{decimals}f}"
 
 
@@ -117,7 +117,9 @@ def dot_chart(title: str, axis: str, items: list[tuple[str, float | None, float 
         body.append(f"<circle cx='{at(value):.1f}' cy='{cy:.1f}' r='4' fill='#1f77b4'>"
                     f"<title>{_esc(label)}: {fmt(value)}</title></circle>")
         y += h
-    body += _x_axis(left, right, y + 4, low, high, f"{axis}; axis {fmt(low)} to {fmt(high)}, "
+    step = (high - low) / 4
+    body += _x_axis(left, right, y + 4, low, high, f"{axis}; axis {fmt(low, step)} to "
+                    f"{fmt(high, step)}, "
                     "chosen from the data (not from 0)")
     return _svg(max(width, 500), y + 4 + 32 + 2 * LINE, title, body)
 
@@ -135,15 +137,15 @@ def heatmap_svg(m: Heatmap) -> str | None:
         return None
     low, high = min(values), max(values)
     label_w = CHAR * min(WRAP, max(len(line) for r in m.rows for line in _wrap(r))) + 12
-    cell_w = max(70, CHAR * min(16, max(len(c) for c in m.columns)) + 10)
-    head_lines = max(len(_wrap(c, 14)) for c in m.columns)
+    cell_w = max(70, CHAR * min(18, max(len(c) for c in m.columns)) + 10)
+    head_lines = max(len(_wrap(c, 18)) for c in m.columns)
     row_h = max(28, max(len(_wrap(r)) for r in m.rows) * LINE + 8)
     top = 30 + head_lines * LINE + 6
     body = []
     for j, column in enumerate(m.columns):
         x = label_w + j * cell_w + cell_w / 2
         spans = "".join(f"<tspan x='{x:.1f}' y='{30 + (i + 1) * LINE:.1f}'>{_esc(s)}</tspan>"
-                        for i, s in enumerate(_wrap(column, 14)))
+                        for i, s in enumerate(_wrap(column, 18)))
         body.append(f"<text text-anchor='middle'>{spans}</text>")
     for i, row in enumerate(m.rows):
         y = top + i * row_h

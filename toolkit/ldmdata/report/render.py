@@ -195,9 +195,11 @@ def _html_table(table: Table) -> str:
 
 
 def _short(digest: str) -> str:
-    """The first 10 characters, the whole hash in a tooltip."""
+    """10 characters of the hash (after a ``kind:`` prefix), the whole value in a tooltip."""
+    kind, _, value = str(digest).rpartition(":")
+    shown = (f"{kind[:4]}:" if kind else "") + value[:10]
     full = html.escape(str(digest), quote=True)
-    return f"<code class='hash' title='{full}'>{html.escape(str(digest)[:10])}</code>"
+    return f"<code class='hash' title='{full}'>{html.escape(shown)}</code>"
 
 
 def _html_provenance(evals: list[Evaluation]) -> str:
