@@ -258,3 +258,27 @@ def test_the_report_page_loads_offline_in_a_browser(metrics_dir, tmp_path):
     assert len(images) == 8 and all(done and width > 0 for done, width in images)
     assert tables >= 6 and len(charts) >= 3 and all(width > 0 for width in charts)
     assert "tiny random-weight test models" in banner
+
+
+def test_inpainting_grids_show_the_mask(tmp_path, tiny_dir):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ldmdata.dataset import iter_rows
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    with one_thread():
+        w = make_world(tmp_path / "data", tiny_dir, task="inpaint", n=1)
+        evaluate(w["adv_edits"], w["clean_edits"], w["dataset"], tmp_path / "metrics/i.json",
+                 tmp_path / "tables/i.parquet", ModelRef("clip", str(tiny_dir / "clip")),
+                 {**QUICK, "metrics": ["ssim"]})
+    paths = report(tmp_path / "metrics", tmp_path / "out",
+                   {"grid_samples": 1, "thumb_size": 64, "metrics": ["ssim"]})
+    md = paths["markdown"].read_text()
+    assert "| source | mask | adversarial | edit of clean | edit of adversarial |" in md
+    (row,) = list(iter_rows(w["dataset"], columns=["mask"], decode_images=False))
+    mask = np.asarray(Image.open(io.BytesIO(row["mask"]["bytes"])).convert("RGB"))
+    shown = np.asarray(Image.open(tmp_path / "out" / "images" / "E1-0-mask.png"))
+    assert mask.shape == (64, 64, 3) and np.array_equal(shown, mask)
