@@ -107,6 +107,8 @@ def test_every_report_file_traces_back_to_the_data(metrics_dir, tmp_path):
     ({"metrics": ["psnr", "lpips"]}, "unknown lpips"),
     ({"matrix_metric": "fid"}, "matrix_metric must be a per-sample metric"),
     ({"grid_samples": -1}, "grid_samples must be an integer >= 0"),
+    ({"bootstrap": 1.5}, "bootstrap must be an integer >= 0"),
+    ({"thumb_size": 8}, "thumb_size must be an integer >= 16"),
     ({"colour": "red"}, "unknown key"),
 ])
 def test_bad_report_params_are_one_line_errors(given, message):

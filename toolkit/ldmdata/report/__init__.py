@@ -3,8 +3,11 @@
 :func:`report` reads every evaluation summary under a metrics folder and writes
 ``report.md`` (images and SVG charts beside it under ``images/``), ``report.html`` (images
 embedded as base64, charts as inline SVG: no script, no network) and ``plots/*.json`` for
-``dvc plots``. Each file carries a provenance block naming
-every metrics file it read by DVC hash; ``ldmdata trace`` walks from there to the source data.
+``dvc plots``. Sections: attack target x metric, the worst case over purifiers per protection
+and budget (table, protection x purifier heatmap, metric-vs-eps curve; see
+:mod:`ldmdata.report.worst_case`), model and prompt transfer, defence x metric, image grids.
+Each file carries a provenance block naming every metrics file it read by DVC hash;
+``ldmdata trace`` walks from there to the source data.
 """
 
 from __future__ import annotations
