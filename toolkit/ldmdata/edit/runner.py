@@ -219,6 +219,7 @@ def attack_info(images: InputSet) -> dict | None:
     manifest = images.manifest if images.kind == "adversarial" else images.manifest["input"]
     attack = manifest.get("attack") or {}
     return {"method": attack.get("method"), "target": attack.get("target"),
+            "eps": (attack.get("params") or {}).get("eps"),
             "model": manifest.get("model") or manifest.get("attack_model")}
 
 

@@ -174,6 +174,7 @@ def labels_for(manifest: dict) -> dict:
         "attack_method": attack.get("method"),
         "attack_target": attack.get("target") or attack.get("method"),
         "attack_model": model_label(attack.get("model")),
+        "attack_eps": attack.get("eps"),
         "edit_model": model_label(manifest["model"]),
         "defence": defence.get("label"),
         "model_transfer": manifest["transfer"]["model"],

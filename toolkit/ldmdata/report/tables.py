@@ -121,7 +121,7 @@ def attack_tables(evals: list[Evaluation], metrics: list[str]) -> list[Table]:
         rows = [["none (clean edits)", first.labels.get("edit_model") or ""]
                 + [cell(first.value(f"{m}_reference"), *first.interval(f"{m}_reference"))
                    if m in ("clip_score", "fid", "is") else "-" for m in metrics]
-                + [first.ref]]
+                + [f"ref of {first.ref}"]]
         plot = []
         for e in sorted(chosen, key=target_label):
             rows.append([target_label(e), e.labels.get("attack_model") or ""]
@@ -131,7 +131,8 @@ def attack_tables(evals: list[Evaluation], metrics: list[str]) -> list[Table]:
                          **{m: e.value(m) for m in metrics}})
         tables.append(Table(f"{task}: attack target x metric", header, rows,
                             "mean [bootstrap interval]; the first row scores the edits of the "
-                            "clean images (CLIP vs prompt, FID vs sources, IS).", plot))
+                            f"clean images, the reference edits of {first.ref} (CLIP vs prompt, "
+                            "FID vs sources, IS).", plot))
     return tables
 
 
