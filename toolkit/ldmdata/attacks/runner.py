@@ -434,9 +434,28 @@ def attack(
     return attack_dataset(dataset_dir, out_dir, params, ref, options, progress, eot_models)
 
 
-def parse_attack_name(name: str) -> tuple[str, str | None]:
-    """A stage's attack name: a method other than bim, or else a bim target."""
-    return (name, None) if name in METHODS else ("bim", name)
+BUDGET_MARK = "-eps"
+
+
+def parse_attack_name(name: str) -> tuple[str, str | None, float | None]:
+    """A stage's attack name: ``(method, bim target, eps)``.
+
+    ``NAME`` is a method other than bim, or else a bim target; ``NAME-epsE`` is the same attack
+    at budget ``E`` (the budget points of ``attack.budgets``, e.g. ``sds-minus-eps0.03``).
+    """
+    base, mark, value = name.rpartition(BUDGET_MARK)
+    eps = None
+    if mark and base:
+        try:
+            eps = float(value)
+        except ValueError:
+            pass  # "-eps" belongs to the name itself
+        else:
+            name = base
+            if not eps > 0:
+                raise LdmdataError(f"attack {name}{mark}{value}: the budget must be > 0")
+    method, target = (name, None) if name in METHODS else ("bim", name)
+    return method, target, eps
 
 
 # params.yaml ``attack`` section: the stage lists (read by dvc.yaml), run options, and one
@@ -446,6 +465,8 @@ STAGE_DEFAULTS: dict = {
     "photoguard": [],
     "protections": [],
     "inpaint_protections": [],
+    "sr": [],
+    "budgets": [],
     "preset": None,
     "prompts": "all",
     "limit": None,
@@ -466,7 +487,8 @@ def attack_from_params(
     section = merge_known(STAGE_DEFAULTS, params.get("attack") or {}, "params.yaml attack")
     models = dict(params.get("models") or {})
     profile = models.pop("profile", "tiny")
-    method, target = parse_attack_name(name)
+    method, target, eps = parse_attack_name(name)
+    overrides = {**(section[method] or {}), **({"eps": eps} if eps is not None else {})}
     prompts = section["prompts"]
     options = RunOptions(
         prompts=parse_prompts(prompts) if isinstance(prompts, str) else list(prompts),
@@ -481,6 +503,6 @@ def attack_from_params(
     )
     return attack(
         dataset_dir, out_dir, method=method, target=target, preset=section["preset"],
-        overrides=section[method] or {}, profile=profile, models_params=models,
+        overrides=overrides, profile=profile, models_params=models,
         tiny_dir=tiny_dir, options=options,
     )

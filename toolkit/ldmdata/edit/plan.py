@@ -53,8 +53,14 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def attack_names(attack: dict, task: str) -> list[str]:
-    """The attack stages of ``task`` that params.yaml's ``attack`` section asks for."""
-    lists = ["targets", "photoguard", "protections"]
+    """The attack stages of ``task`` that params.yaml's ``attack`` section asks for.
+
+    img2img and inpaint: the study's targets, PhotoGuard, the protections (inpaint: also the
+    inpainting-only ones) and the budget points; sr: the upscaler's list ``attack.sr``.
+    """
+    if task == "sr":
+        return list(attack.get("sr") or [])
+    lists = ["targets", "photoguard", "protections", "budgets"]
     if task == "inpaint":
         lists.append("inpaint_protections")
     return [name for key in lists for name in attack.get(key) or []]
