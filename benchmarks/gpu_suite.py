@@ -66,7 +66,7 @@ FULL_PLAN = [
     ("inpaint", "float16", ALL, ALL, (0, 1), True),
     ("builders", "float16", (), (), (), False),
     ("ip2p", "float16", ALL, ALL, (0, 1), False),
-    ("upscale", "float16", ALL, ALL, (0, 1), False),
+    ("upscale", "float16", ALL, ALL, (2, 1), False),  # its UNet runs at 128 x 128
 ]
 SMOKE_PLAN = [
     ("img2img", "float32", ALL, ALL, (0,), False),
@@ -98,6 +98,7 @@ class Row:
     ref_s_per_sample: float | None = None
     vs_ref: float | None = None  # reference s/sample over ours
     samples_per_s: float | None = None  # builders
+    grad_ckpt: bool = False  # retried with gradient checkpointing after running out of memory
     status: str = "planned"
 
     @property
@@ -149,6 +150,14 @@ class TimedAttacker(Attacker):
 
     def objective(self, batch, x, keys):
         return Timed(super().objective(batch, x, keys), self.stamps)
+
+
+def checkpointing(pipe, on: bool) -> None:
+    for module in (pipe.unet, pipe.vae):
+        if on:
+            module.enable_gradient_checkpointing()
+        else:
+            module.disable_gradient_checkpointing()
 
 
 def sync(device: torch.device) -> None:
@@ -221,9 +230,7 @@ class Suite:
 
     def release(self) -> None:
         self.pipe = self.pipe_key = None
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.free()
 
     # -- the plan ------------------------------------------------------------------------------
     def plan(self) -> list[tuple[str, str, list[Row]]]:
@@ -270,13 +277,29 @@ class Suite:
                 if self.over_budget():
                     row.status = "skipped (budget)"
                     continue
-                self.guarded(row, lambda r=row, p=pipe: self.measure(p, r))
+                self.guarded(row, lambda r=row, p=pipe: self.measure(p, r), pipe)
         self.release()
 
-    def guarded(self, row: Row, fn) -> None:
+    def guarded(self, row: Row, fn, pipe=None) -> None:
+        """Run one measurement; an error is the row's status. Out of GPU memory, a pipeline's
+        row is tried once more with gradient checkpointing (UNet and VAE)."""
         try:
-            fn()
-            row.status = row.status if row.status.startswith("n/a") else "ok"
+            out_of_memory = False
+            try:
+                fn()
+            except torch.cuda.OutOfMemoryError:
+                if pipe is None:
+                    raise
+                out_of_memory = True  # retried below, once this frame's tensors are gone
+            if out_of_memory:
+                self.free()
+                row.grad_ckpt = True
+                checkpointing(pipe, True)
+                try:
+                    fn()
+                finally:
+                    checkpointing(pipe, False)
+            row.status = "ok"
         except LdmdataError as err:
             row.status = f"n/a: {err}"
         except Exception as err:  # noqa: BLE001 - one failing method must not stop the suite
@@ -284,10 +307,13 @@ class Suite:
             if self.args.smoke:
                 traceback.print_exc()
         finally:
-            gc.collect()
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self.free()
         self.say(format_progress(row))
+
+    def free(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     # -- measurements --------------------------------------------------------------------------
     def inputs(self, editor: str, n: int):
@@ -389,7 +415,7 @@ def fmt(value, spec: str = ".3g") -> str:
 def format_progress(row: Row) -> str:
     return (f"{row.editor} {row.dtype} {row.name} b{row.batch}: {fmt(row.s_per_sample)} s/sample, "
             f"peak {fmt(row.peak_gib, '.2f')} GiB, vs ref {fmt(row.vs_ref, '.2f')}, "
-            f"{row.status}")
+            f"{'gradient checkpointing, ' if row.grad_ckpt else ''}{row.status}")
 
 
 # -- the targets (issue 11) ------------------------------------------------------------------
@@ -470,14 +496,15 @@ def markdown(meta: dict, rows: list[Row], verdicts: list[dict]) -> str:
              f"torch {meta['torch']}, diffusers {meta['diffusers']}; {meta['models']}; "
              f"{meta['timing']}; wall time {meta['wall_s']:.0f} s.", "",
              "| editor | dtype | attack | batch | preset iters | s/sample | s/iter/sample "
-             "| peak GiB | ref s/sample | vs ref | status |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| peak GiB | grad ckpt | ref s/sample | vs ref | status |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
     for r in rows:
         if r.editor == "builders":
             continue
         lines.append(f"| {r.editor} | {r.dtype} | {r.name} | {r.batch} | {fmt(r.iterations, '')} "
                      f"| {fmt(r.s_per_sample)} | {fmt(r.s_per_iteration)} "
-                     f"| {fmt(r.peak_gib, '.2f')} | {fmt(r.ref_s_per_sample)} "
+                     f"| {fmt(r.peak_gib, '.2f')} | {'yes' if r.grad_ckpt else '-'} "
+                     f"| {fmt(r.ref_s_per_sample)} "
                      f"| {fmt(r.vs_ref, '.2f')} | {r.status} |")
     lines += ["", "| builder model | dtype | batch | s/sample | samples/s | peak GiB | status |",
               "| --- | --- | ---: | ---: | ---: | ---: | --- |"]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ldmdata.attacks.params import METHODS
 from ldmdata.attacks.targets import NAMED_TARGETS, off_path, resolve_target
@@ -97,6 +98,29 @@ def test_a_failing_method_is_a_row_and_the_suite_goes_on(gpu_suite, tiny_dir, tm
     # Methods and targets an editor cannot run are rows too, marked not applicable.
     assert status[("upscale", "bim", "vae.encoder")].startswith("n/a: target vae.encoder")
     assert status[("upscale", "photoguard-encoder", None)].startswith("n/a: ")
+
+
+def test_out_of_memory_is_retried_with_gradient_checkpointing(gpu_suite, tiny_dir, tmp_path,
+                                                               monkeypatch):
+    from ldmdata.attacks import methods
+
+    original, calls = methods.EncoderAttack.__call__, []
+
+    def short_of_memory_once(self, x_adv, iteration, rep):
+        calls.append(self.forward.vae.encoder.gradient_checkpointing)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return original(self, x_adv, iteration, rep)
+
+    monkeypatch.setattr(methods.EncoderAttack, "__call__", short_of_memory_once)
+    monkeypatch.setattr(gpu_suite, "SMOKE_PLAN", [
+        ("img2img", "float32", (), ("photoguard-encoder",), (0,), False)])
+    out = tmp_path / "suite.md"
+    gpu_suite.main(["--smoke", "--tiny-dir", str(tiny_dir), "--out", str(out)])
+    (row,) = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert (row["status"], row["grad_ckpt"]) == ("ok", True)
+    assert calls[0] is False and all(calls[1:])  # the retry ran with checkpointing on
+    assert "| yes |" in out.read_text()
 
 
 def _count(module) -> int:
