@@ -71,7 +71,7 @@ class PipelineReference(Objective):
         if repaint is not None:
             self.mask_image = Image.fromarray((repaint[0, 0].numpy() * 255).astype(np.uint8))
         guided = params.guidance_scale > 1 and any(m is module for m in pipe.unet.modules())
-        self.rows = compared_rows(params.feature_rows, 1, guided)
+        self.rows = compared_rows(params.feature_rows, 1, ("uncond", "cond") if guided else ())
         self.recorder = FeatureRecorder(module)
         with torch.no_grad():
             self.clean = [o.detach() for o in self._features(x_clean)]
