@@ -6,8 +6,9 @@ Give float64 for SSIM 1 of an image against itself: float32 leaves ~1e-4 of roun
 variance terms (but float64 convolutions are ~10x slower on a CPU).
 
 - PSNR, ``10 log10(1 / MSE)``, equals scikit-image's ``peak_signal_noise_ratio`` per image
-  (torchmetrics' agrees to ~1e-6 dB). Identical images give ``inf``; :func:`psnr` caps it at ``cap`` dB (default 100 dB, reached when the MSE is below
-  1e-10). ``cap=None`` keeps ``inf`` (the summaries then leave it out and count it).
+  (torchmetrics' agrees to ~1e-6 dB). Identical images give ``inf``; :func:`psnr` caps it at
+  ``cap`` dB (default 100 dB, reached when the MSE is below 1e-10). ``cap=None`` keeps
+  ``inf`` (the summaries then leave it out and count it).
 - SSIM equals scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=1)``: torchmetrics' SSIM map (Gaussian window of
   ``2 * int(3.5 * sigma + 0.5) + 1`` px; torchmetrics ignores ``kernel_size`` for Gaussian
