@@ -41,26 +41,26 @@ def evaluate_command(
         "--table", help="Per-sample parquet (default: next to --out).")] = None,
     protocol: Annotated[str | None, Opt("--protocol", help=(
         f"{' | '.join(PROTOCOLS)}: ours (scikit-image's SSIM/PSNR per pair) or the study's "
-        f"code (JPEG, 512 px, pooled PSNR, SSIM on 0-255) [default: {DEFAULTS['protocol']}]"))
+        f"code (JPEG, 512 px, pooled PSNR, SSIM on 0-255) (default: {DEFAULTS['protocol']})"))
     ] = None,
     metrics: Annotated[str | None, Opt("--metrics", help=(
-        f"Comma-separated subset of: {', '.join(DEFAULTS['metrics'])} [default: all]"))] = None,
+        f"Comma-separated subset of: {', '.join(DEFAULTS['metrics'])} (default: all)"))] = None,
     features: Annotated[str | None, Opt("--features", help=(
-        f"FID/IS features: auto | clip | inception [default: {DEFAULTS['features']}]"))] = None,
+        f"FID/IS features: auto | clip | inception (default: {DEFAULTS['features']})"))] = None,
     inception_weights: Annotated[str | None, Opt(
         "--inception-weights", help="torch-fidelity Inception weights file.")] = None,
     psnr_cap: Annotated[str | None, Opt("--psnr-cap", help=(
         "dB reported for identical images, or none to keep inf (left out of the mean and "
-        f"counted) [default: {DEFAULTS['psnr_cap']}]"))] = None,
+        f"counted) (default: {DEFAULTS['psnr_cap']})"))] = None,
     bootstrap: Annotated[int | None, Opt("--bootstrap", help=(
-        f"Cluster-bootstrap resamples [default: {DEFAULTS['bootstrap']}]"))] = None,
+        f"Cluster-bootstrap resamples (default: {DEFAULTS['bootstrap']})"))] = None,
     set_bootstrap: Annotated[int | None, Opt("--set-bootstrap", help=(
-        f"Resamples for the FID / IS intervals [default: {DEFAULTS['set_bootstrap']}]"))
+        f"Resamples for the FID / IS intervals (default: {DEFAULTS['set_bootstrap']})"))
     ] = None,
     seed: Annotated[int | None, Opt(
-        "--seed", help=f"Bootstrap seed [default: {DEFAULTS['seed']}]")] = None,
+        "--seed", help=f"Bootstrap seed (default: {DEFAULTS['seed']})")] = None,
     batch_size: Annotated[int | None, Opt("--batch-size", help=(
-        f"Images per metric batch [default: {DEFAULTS['batch_size']}]"))] = None,
+        f"Images per metric batch (default: {DEFAULTS['batch_size']})"))] = None,
     clip_model: Annotated[str | None, Opt(
         "--clip-model", help="CLIP Hub id or local folder (default: the profile's).")] = None,
     profile: Annotated[str, Opt("--profile", help="tiny | real")] = "tiny",
@@ -69,10 +69,10 @@ def evaluate_command(
     params_file: Annotated[Path, Opt("--params", help="params.yaml (profile real).")
     ] = Path("params.yaml"),
     device: Annotated[str | None, Opt(
-        "--device", help=f"auto | cpu | cuda[:N] [default: {DEFAULTS['device']}]")] = None,
+        "--device", help=f"auto | cpu | cuda[:N] (default: {DEFAULTS['device']})")] = None,
     precision: Annotated[str | None, Opt("--precision", help=(
         "PSNR/SSIM/MS-SSIM in float64 (exact) or float32 (fast on CPU) "
-        f"[default: {DEFAULTS['precision']}]"))] = None,
+        f"(default: {DEFAULTS['precision']})"))] = None,
     threads: Annotated[int | None, Opt(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
 ) -> None:
