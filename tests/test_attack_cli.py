@@ -4,18 +4,16 @@ import json
 import shutil
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from attack_data import make_dataset
+from helpers.attack_data import make_dataset
+from helpers.cli import command
 from ldmdata.attacks.runner import RunOptions, attack, attack_from_params, batches
-from ldmdata.cli.attack import attack_command
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError
 from ldmdata.provenance import dvc_hash
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(attack_command)
+app = command("attack")
 runner = CliRunner()
 FAST = ["--steps", "2", "--inference-steps", "2"]
 

@@ -7,7 +7,7 @@ import torch
 from diffusers import DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
-from attack_data import PROMPTS, scene
+from helpers.attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.methods import derive_seed, pattern_image
 from ldmdata.attacks.params import DEFAULT_PRESETS, METHODS, PRESETS, resolve_params

@@ -5,14 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
 import ldmdata.purify.impress as impress_module
-from attack_data import scene
-from eval_data import FAST, make_world, one_thread
-from ldmdata.cli.defend import defend_command
+from helpers.attack_data import scene
+from helpers.cli import command
+from helpers.eval_data import FAST, make_world, one_thread
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.defend import Defender, DefendOptions, defend, make_defence, parse_defence
 from ldmdata.edit import EditOptions, edit
@@ -24,8 +23,7 @@ from ldmdata.purify import spec as purify_spec
 from ldmdata.purify.diffusion import grid_boxes, gridpure
 from ldmdata.seeds import derive_seed
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(defend_command)
+app = command("defend")
 runner = CliRunner()
 
 

@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from attack_data import make_dataset
-from eval_data import FAST, make_attack_set, make_sr_dataset, make_world, one_thread
-from ldmdata.cli.edit import edit_command
+from helpers.attack_data import make_dataset
+from helpers.cli import command
+from helpers.eval_data import FAST, make_attack_set, make_sr_dataset, make_world, one_thread
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.edit import EditOptions, edit, resolve_edit_params
 from ldmdata.edit.plan import attack_names, edit_from_params
@@ -20,8 +19,7 @@ from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(edit_command)
+app = command("edit")
 runner = CliRunner()
 CPU = EditOptions(batch_size=4, device="cpu")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from corpus import HEIGHT, WIDTH, bomb_png, scene, write_bad_corpus
+from helpers.corpus import HEIGHT, WIDTH, bomb_png, scene, write_bad_corpus
 from ldmdata.dataset.png import encode_png
 from ldmdata.errors import InputRejected, LdmdataError
 from ldmdata.sources import FolderSource

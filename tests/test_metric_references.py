@@ -17,7 +17,7 @@ from torchmetrics.functional.image import (
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from eval_data import make_world, one_thread
+from helpers.eval_data import make_world, one_thread
 from ldmdata.dataset import iter_rows
 from ldmdata.metrics import evaluate, ms_ssim, psnr, ssim
 from ldmdata.metrics.features import ClipImageFeatures, Precomputed

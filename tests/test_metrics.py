@@ -7,13 +7,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-import typer
 from torchmetrics.image.fid import FrechetInceptionDistance
 from typer.testing import CliRunner
 
-from attack_data import scene
-from eval_data import FAST, make_world, one_thread
-from ldmdata.cli.evaluate import evaluate_command
+from helpers.attack_data import scene
+from helpers.cli import command
+from helpers.eval_data import FAST, make_world, one_thread
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import cluster_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
@@ -24,8 +23,7 @@ from ldmdata.models.clip import ClipScorer
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import PARQUET_KEY, dvc_hash
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(evaluate_command)
+app = command("evaluate")
 runner = CliRunner()
 QUICK = {"device": "cpu", "bootstrap": 200, "set_bootstrap": 10}
 

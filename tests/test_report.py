@@ -4,12 +4,11 @@ import base64
 import json
 
 import pytest
-import typer
 from dvc.render.converter.vega import get_datapoints
 from typer.testing import CliRunner
 
-from eval_data import FAST, make_world, one_thread
-from ldmdata.cli.report import report_command
+from helpers.cli import command
+from helpers.eval_data import FAST, make_world, one_thread
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import evaluate
@@ -18,8 +17,7 @@ from ldmdata.provenance import read_provenance
 from ldmdata.report import report, report_settings
 from ldmdata.trace import trace
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(report_command)
+app = command("report")
 runner = CliRunner()
 QUICK = {"device": "cpu", "bootstrap": 50, "set_bootstrap": 3}
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never `playwright install`
@@ -132,7 +130,7 @@ def test_cli_reports_and_bad_input_exits_2(metrics_dir, tmp_path):
 
 def test_the_stages_chain_from_a_real_attack_to_the_report(tmp_path, tiny_dir):
     """attack (the real code, 1 step) -> edit stage -> evaluate stage -> report, traced."""
-    from attack_data import make_dataset
+    from helpers.attack_data import make_dataset
     from ldmdata.attacks import RunOptions, attack
     from ldmdata.edit.plan import edit_from_params
     from ldmdata.metrics.plan import evaluate_from_params

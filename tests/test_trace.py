@@ -3,20 +3,18 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from eval_data import make_world, one_thread
-from ldmdata.cli.trace import trace_command
+from helpers.cli import command
+from helpers.eval_data import make_world, one_thread
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import evaluate
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash, portable_path, read_provenance
 from ldmdata.trace import trace
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(trace_command)
+app = command("trace")
 runner = CliRunner()
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from attack_data import PROMPTS, make_dataset, scene
+from helpers.attack_data import PROMPTS, make_dataset, scene
 from ldmdata.attacks.runner import FEATURES as ATTACK_FEATURES
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
 from ldmdata.dataset.png import encode_png
