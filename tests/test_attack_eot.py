@@ -26,14 +26,6 @@ app = command("attack")
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def img2img(tiny_dir):
     return load_pipeline(ModelRef("sd_img2img", str(tiny_dir / "sd_img2img")), "img2img")

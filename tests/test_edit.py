@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from helpers.attack_data import make_dataset
 from helpers.cli import command
-from helpers.eval_data import FAST, make_attack_set, make_sr_dataset, make_world, one_thread
+from helpers.eval_data import FAST, make_attack_set, make_sr_dataset
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.edit import EditOptions, edit, resolve_edit_params
 from ldmdata.edit.plan import attack_names, edit_from_params
@@ -22,17 +22,6 @@ from ldmdata.provenance import dvc_hash
 app = command("edit")
 runner = CliRunner()
 CPU = EditOptions(batch_size=4, device="cpu")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_dir):
-    return make_world(tmp_path_factory.mktemp("edit_world"), tiny_dir)
 
 
 def test_an_edit_is_the_diffusers_pipeline_called_directly(world, tmp_path, tiny_dir):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from helpers.attack_data import scene
 from helpers.cli import command
-from helpers.eval_data import FAST, make_world, one_thread
+from helpers.eval_data import FAST
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import cluster_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
@@ -26,17 +26,6 @@ from ldmdata.provenance import PARQUET_KEY, dvc_hash
 app = command("evaluate")
 runner = CliRunner()
 QUICK = {"device": "cpu", "bootstrap": 200, "set_bootstrap": 10}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_dir):
-    return make_world(tmp_path_factory.mktemp("metrics_world"), tiny_dir)
 
 
 def clip_ref(tiny_dir):
