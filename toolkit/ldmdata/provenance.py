@@ -7,11 +7,6 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-from dvc_data.hashfile.build import build
-from dvc_data.hashfile.db import HashFileDB
-from dvc_data.hashfile.hash import hash_file
-from dvc_objects.fs import LocalFileSystem
-
 from ldmdata import __version__
 
 
@@ -36,6 +31,11 @@ def code_version() -> dict:
 
 def dvc_hash(path: Path) -> str:
     """DVC's md5 for a file or folder (``<md5>.dir`` for folders), as dvc.lock records it."""
+    from dvc_data.hashfile.build import build  # on use: dvc_data takes a second to import
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.hash import hash_file
+    from dvc_objects.fs import LocalFileSystem
+
     fs = LocalFileSystem()
     path = Path(path).resolve()
     if path.is_file():

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.defend.methods import DEFAULTS
-from ldmdata.defend.runner import DefendOptions, defend
+from ldmdata.defend.defaults import DEFAULTS
 from ldmdata.params import load_params
 
 Opt = typer.Option
@@ -41,6 +40,8 @@ def defend_command(
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling) to every image of a set."""
+    from ldmdata.defend.runner import DefendOptions, defend
+
     models_params = {}
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})

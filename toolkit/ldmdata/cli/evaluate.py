@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.metrics.evaluation import DEFAULTS, evaluate
-from ldmdata.models.refs import ModelRef, resolve
-from ldmdata.models.tiny import ensure_tiny_models
+from ldmdata.metrics.names import METRICS
 from ldmdata.params import load_params
 
 Opt = typer.Option
@@ -26,8 +24,8 @@ def evaluate_command(
     table: Annotated[Path | None, Opt(
         "--table", help="Per-sample parquet (default: next to --out).")] = None,
     metrics: Annotated[str, Opt("--metrics", help="Comma-separated subset of: "
-                                                  + ", ".join(DEFAULTS["metrics"]))
-    ] = ",".join(DEFAULTS["metrics"]),
+                                                  + ", ".join(METRICS))
+    ] = ",".join(METRICS),
     features: Annotated[str, Opt(
         "--features", help="FID/IS features: auto | clip | inception")] = "auto",
     inception_weights: Annotated[str | None, Opt(
@@ -54,6 +52,10 @@ def evaluate_command(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
 ) -> None:
     """PSNR, SSIM, MS-SSIM vs the clean edits, CLIP score, FID and IS, with provenance."""
+    from ldmdata.metrics.evaluation import evaluate
+    from ldmdata.models.refs import ModelRef, resolve
+    from ldmdata.models.tiny import ensure_tiny_models
+
     if clip_model:
         clip = ModelRef("clip", clip_model, None)
     else:

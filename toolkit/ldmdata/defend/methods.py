@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from ldmdata.defend.defaults import DEFAULTS, METHODS
 from ldmdata.errors import LdmdataError
 
 RESAMPLE = {
@@ -29,18 +30,6 @@ RESAMPLE = {
     "box": Image.Resampling.BOX,
 }
 
-# Every defence's parameters and their defaults.
-DEFAULTS: dict[str, dict] = {
-    "jpeg": {"quality": 75},
-    "blur": {"sigma": 1.0},
-    "noise": {"std": 0.05, "seed": 0},
-    "resize": {"factor": 2.0, "resample": "bicubic"},
-    "noisy_upscale": {
-        "std": 0.05, "downscale": 4, "prompt": "", "num_inference_steps": 20,
-        "guidance_scale": 7.5, "noise_level": 20, "seed": 0,
-    },
-}
-METHODS = tuple(DEFAULTS)
 
 
 def derive_seed(*parts) -> int:
