@@ -16,9 +16,10 @@ from helpers.eval_data import FAST
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import cluster_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
-from ldmdata.metrics.evaluation import DEFAULTS, _fid
+from ldmdata.metrics.evaluation import _fid
 from ldmdata.metrics.features import ClipImageFeatures, Precomputed, as_uint8, choose_features
 from ldmdata.metrics.functional import ms_ssim_betas
+from ldmdata.metrics.settings import DEFAULTS
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import PARQUET_KEY, dvc_hash

@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.defend.runner import DefendOptions, defend
 from ldmdata.params import load_params
-from ldmdata.purify import DEFAULTS
+from ldmdata.purify.spec import DEFAULTS
 
 Opt = typer.Option
 
@@ -43,6 +42,8 @@ def defend_command(
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling, DiffPure, GrIDPure, IMPRESS)
     to every image of a set."""
+    from ldmdata.defend.runner import DefendOptions, defend
+
     models_params = {}
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})

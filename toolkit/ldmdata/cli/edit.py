@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ldmdata.cli.common import console, err_console, user_errors
 from ldmdata.edit.params import EDITORS, PRESETS
-from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
 from ldmdata.params import load_params, parse_prompts
 
 Opt = typer.Option
@@ -67,6 +66,8 @@ def edit_command(
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Edit a clean, adversarial or defended set with a Stable Diffusion pipeline."""
+    from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
+
     models_params = {}
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})

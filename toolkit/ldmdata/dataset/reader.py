@@ -6,13 +6,16 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import pyarrow.parquet as pq
 from PIL import Image
 
 from ldmdata.dataset.hashing import content_hash, file_sha256, row_digest
 from ldmdata.errors import LdmdataError
+
+if TYPE_CHECKING:
+    import datasets
 
 
 def read_manifest(folder: Path) -> dict:
@@ -35,6 +38,8 @@ def iter_rows(
     folder: Path, columns: list[str] | None = None, decode_images: bool = True
 ) -> Iterator[dict]:
     """Rows in dataset order, one row group in memory at a time; images as RGB/L PIL images."""
+    import datasets  # on use: it takes seconds to import
+
     manifest = read_manifest(folder)
     features = datasets.Features.from_dict(manifest["features"])
     image_columns = {k for k, v in features.items() if isinstance(v, datasets.Image)}
@@ -52,6 +57,8 @@ def iter_rows(
 
 def load(folder: Path) -> datasets.Dataset:
     """The dataset as a ``datasets.Dataset`` (images decode to PIL on access)."""
+    import datasets
+
     files = [str(p) for p in shard_paths(folder)]
     return datasets.load_dataset("parquet", data_files={"train": files}, split="train")
 

@@ -6,6 +6,7 @@ tiny set's) with safetensors only and no safety checker, through the same code f
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -57,6 +58,15 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def _no_safety_checker(pipeline_class) -> dict:
+    """The kwargs that turn the safety checker off, for the pipelines whose constructor takes
+    them (the x4 upscaler takes ``safety_checker`` but not ``requires_safety_checker``; passing
+    it anyway makes diffusers warn on every load)."""
+    taken = inspect.signature(pipeline_class.__init__).parameters
+    wanted = {"safety_checker": None, "requires_safety_checker": False}
+    return {key: value for key, value in wanted.items() if key in taken}
+
+
 def load_pipeline(
     ref: ModelRef, kind: str, device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -64,10 +74,8 @@ def load_pipeline(
     """The diffusers pipeline of ``kind`` for ``ref``, in eval mode, on ``device``."""
     if kind not in PIPELINES:
         raise LdmdataError(f"unknown editor kind {kind!r}; choose one of: {', '.join(PIPELINES)}")
-    pipe = load_pretrained(
-        PIPELINES[kind], ref, config_name="model_index.json", safety_checker=None,
-        requires_safety_checker=False, dtype=dtype,
-    )
+    pipe = load_pretrained(PIPELINES[kind], ref, config_name="model_index.json", dtype=dtype,
+                           **_no_safety_checker(PIPELINES[kind]))
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     for name in ("unet", "vae", "text_encoder"):
