@@ -51,7 +51,7 @@ Overwrite = Annotated[
 
 def _run(task: str, out: Path, options: dict, source: str | None, profile: str | None,
          params_file: Path | None, overwrite: bool, tiny_dir: Path | None) -> None:
-    from ldmdata.build import build_dataset
+    from ldmdata.builders import build_dataset
 
     params = load_params(params_file) if params_file else {}
     section = dict(params.get(f"build_{task}") or {})
