@@ -4,10 +4,9 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
 from helpers.attack_data import make_dataset
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from ldmdata.attacks.runner import RunOptions, attack, attack_from_params, batches
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import ldmdata.purify.impress as impress_module
 from helpers.attack_data import scene
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import FAST
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.defend import Defender, DefendOptions, defend, make_defence, parse_defence

@@ -8,10 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
-from typer.testing import CliRunner
 
 from helpers.attack_data import scene
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import FAST
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError

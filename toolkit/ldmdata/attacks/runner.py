@@ -34,7 +34,7 @@ from ldmdata.attacks.methods import (
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
 from ldmdata.attacks.protections import PROTECTIONS, check_timesteps
 from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
-from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
+from ldmdata.dataset import ShardedWriter, iter_rows, read_input_manifest
 from ldmdata.dataset.inputs import IMAGE_COLUMN
 from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
 from ldmdata.dataset.png import encode_png
@@ -88,7 +88,7 @@ class RunOptions(JobOptions):
 
 def check_dataset(folder: Path) -> dict:
     """The input manifest; LdmdataError unless it is a finished img2img/inpaint/sr dataset."""
-    manifest = read_manifest(folder)
+    manifest = read_input_manifest(folder)
     kind = manifest.get("kind")
     if kind not in TASKS:
         raise LdmdataError(
