@@ -14,7 +14,7 @@ from ldmdata.provenance import dvc_hash
 
 app = command("attack")
 runner = CliRunner()
-FAST = ["--steps", "2", "--inference-steps", "2"]
+FAST = ["--iterations", "2", "--inference-steps", "2"]
 
 
 def cli(*args):
@@ -127,7 +127,7 @@ def test_bad_options_give_one_line_and_exit_2(datasets_dir, tmp_path, tiny_dir, 
 def test_cli_runs_a_protection_mask_aware_on_inpainting(datasets_dir, tmp_path, tiny_dir):
     out = tmp_path / "sdst"
     result = cli(datasets_dir / "inpaint", "--out", out, "--method", "sdst", "--tiny-dir",
-                 tiny_dir, "--steps", "2", "--prompts", "0", "--attack-prompt", "a photo")
+                 tiny_dir, "--iterations", "2", "--prompts", "0", "--attack-prompt", "a photo")
     assert result.exit_code == 0, result.output
     assert "2 adversarial images (sdst)" in result.output
     manifest = json.loads((out / "manifest.json").read_text())

@@ -257,7 +257,7 @@ def validate(p: AttackParams) -> None:
     checks = [
         (p.eps > 0, f"eps must be > 0, got {p.eps}"),
         (p.norm != "linf" or p.eps <= 1, f"an L-inf eps above 1 means no bound, got {p.eps}"),
-        (p.iterations >= 1, f"iterations (--steps) must be >= 1, got {p.iterations}"),
+        (p.iterations >= 1, f"iterations must be >= 1, got {p.iterations}"),
         (p.step_size > 0, f"step size must be > 0, got {p.step_size}"),
         (p.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {p.norm!r}"),
         (p.start in STARTS, f"start must be one of {', '.join(STARTS)}, got {p.start!r}"),
