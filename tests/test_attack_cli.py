@@ -190,3 +190,18 @@ def test_stage_reads_its_params_section(datasets_dir, tmp_path, tiny_dir):
                            params, tiny_dir)
 
 
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--target", "vae.encodr"], "unknown target 'vae.encodr'; did you mean vae.encoder?"),
+    (["--method", "advdmm"], "unknown method 'advdmm'; did you mean advdm?"),
+])
+def test_a_misspelt_target_or_method_suggests_the_name_before_any_model_loads(
+        datasets_dir, tmp_path, monkeypatch, args, message):
+    import ldmdata.models.editors as editors
+
+    monkeypatch.setattr(editors, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    result = cli(datasets_dir / "img2img", "--out", tmp_path / "o", *args)
+    assert result.exit_code == 2
+    assert result.output.strip().startswith(f"error: {message}")
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ldmdata.attacks.editors import check_for_editor, pick_editor
 from ldmdata.errors import LdmdataError
+from ldmdata.params import closest
 
 METHODS = ("bim", "photoguard-encoder", "photoguard-diffusion",
            "advdm", "mist", "sds-plus", "sds-minus", "sdst", "diffusionguard")
@@ -215,7 +216,9 @@ def resolve_params(
     ``overrides`` maps :data:`OVERRIDABLE` names to values; None values are ignored.
     """
     if method not in METHODS:
-        raise LdmdataError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        close = closest(method, METHODS)
+        hint = f"did you mean {close}? " if close else ""
+        raise LdmdataError(f"unknown method {method!r}; {hint}choose one of: {', '.join(METHODS)}")
     if method in INPAINT_ONLY and task != "inpaint":
         raise LdmdataError(
             f"{method} attacks an inpainting model's masked-image conditioning; a {task} "
