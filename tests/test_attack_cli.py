@@ -14,7 +14,7 @@ from ldmdata.provenance import dvc_hash
 
 app = command("attack")
 runner = CliRunner()
-FAST = ["--steps", "2", "--inference-steps", "2"]
+FAST = ["--iterations", "2", "--inference-steps", "2"]
 
 
 def cli(*args):
@@ -127,7 +127,7 @@ def test_bad_options_give_one_line_and_exit_2(datasets_dir, tmp_path, tiny_dir, 
 def test_cli_runs_a_protection_mask_aware_on_inpainting(datasets_dir, tmp_path, tiny_dir):
     out = tmp_path / "sdst"
     result = cli(datasets_dir / "inpaint", "--out", out, "--method", "sdst", "--tiny-dir",
-                 tiny_dir, "--steps", "2", "--prompts", "0", "--attack-prompt", "a photo")
+                 tiny_dir, "--iterations", "2", "--prompts", "0", "--attack-prompt", "a photo")
     assert result.exit_code == 0, result.output
     assert "2 adversarial images (sdst)" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
@@ -190,3 +190,18 @@ def test_stage_reads_its_params_section(datasets_dir, tmp_path, tiny_dir):
                            params, tiny_dir)
 
 
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--target", "vae.encodr"], "unknown target 'vae.encodr'; did you mean vae.encoder?"),
+    (["--method", "advdmm"], "unknown method 'advdmm'; did you mean advdm?"),
+])
+def test_a_misspelt_target_or_method_suggests_the_name_before_any_model_loads(
+        datasets_dir, tmp_path, monkeypatch, args, message):
+    import ldmdata.models.editors as editors
+
+    monkeypatch.setattr(editors, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    result = cli(datasets_dir / "img2img", "--out", tmp_path / "o", *args)
+    assert result.exit_code == 2
+    assert result.output.strip().startswith(f"error: {message}")
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

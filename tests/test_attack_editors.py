@@ -107,7 +107,7 @@ def test_sr_attack_writes_adversarial_lr_that_the_upscaler_edits(datasets_dir, t
                                                                  tiny_dir):
     adv = tmp_path / "adv"
     result = cli(datasets_dir / "sr", "--out", adv, "--target", "unet.resnet", "--tiny-dir",
-                 tiny_dir, "--steps", 2, "--inference-steps", 2, "--noise-level", 30)
+                 tiny_dir, "--iterations", 2, "--inference-steps", 2, "--noise-level", 30)
     assert result.exit_code == 0, result.output
     manifest = json.loads((adv / "manifest.json").read_text())
     assert manifest["task"] == "sr" and manifest["attack"]["editor"] == "upscale"

@@ -159,7 +159,7 @@ def test_eot_attack_records_the_defences_and_their_bpda(tmp_path, tiny_dir):
 def test_cli_takes_eot_and_bad_specs_exit_2(tmp_path, tiny_dir):
     data = make_dataset(tmp_path / "data", "img2img", n=1)
     ok = runner.invoke(app, [str(data), "--out", str(tmp_path / "ok"), "--target", "vae.encoder",
-                             "--steps", "1", "--inference-steps", "2", "--prompts", "0",
+                             "--iterations", "1", "--inference-steps", "2", "--prompts", "0",
                              "--eot", "jpeg:quality=70,blur:sigma=0.5", "--eot-samples", "2",
                              "--tiny-dir", str(tiny_dir)])
     assert ok.exit_code == 0, ok.output

@@ -162,7 +162,7 @@ def test_cli_defends_and_bad_options_exit_2(world, tmp_path):
     ok = runner.invoke(app, [str(world["adversarial"]), "--out", str(tmp_path / "ok"),
                              "--defence", "noise:std=0.05"])
     assert ok.exit_code == 0, ok.output
-    assert "4 images defended with noise(seed=0, std=0.05)" in ok.output
+    assert "6 images defended with noise(seed=0, std=0.05)" in ok.output
     bad = runner.invoke(app, [str(world["adversarial"]), "--out", str(tmp_path / "bad"),
                               "--defence", "blur:sigma=-2"])
     assert bad.exit_code == 2

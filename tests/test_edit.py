@@ -151,7 +151,7 @@ def test_the_paper_preset_is_the_studys_setting():
 def test_cli_edits_and_bad_options_exit_2_with_one_line(world, tmp_path, tiny_dir):
     out = tmp_path / "cli"
     ok = runner.invoke(app, [str(world["dataset"]), "--out", str(out), "--images",
-                             str(world["adversarial"]), "--steps", "3", "--limit", "1",
+                             str(world["adversarial"]), "--inference-steps", "3", "--limit", "1",
                              "--tiny-dir", str(tiny_dir), "--device", "cpu"])
     assert ok.exit_code == 0, ok.output
     assert "2 edits (img2img, adversarial input)" in ok.output

@@ -70,7 +70,7 @@ def test_build_attack_edit_evaluate_with_the_real_profile(hub, tmp_path):
     assert clip.get("resolved_revision", clip["revision"]) == clip["revision"]
 
     ldmdata(hub, "attack", tmp_path / "ds", "--out", tmp_path / "adv", "--target",
-            "vae.encoder", "--steps", 2, "--limit", 1, "--prompts", "0", "--device", "cpu",
+            "vae.encoder", "--iterations", 2, "--limit", 1, "--prompts", "0", "--device", "cpu",
             *real)
     attack = json.loads((tmp_path / "adv" / "manifest.json").read_text())
     assert attack["model"] == {"role": "sd_img2img", "id": "stable-diffusion-v1-5/"
@@ -79,7 +79,7 @@ def test_build_attack_edit_evaluate_with_the_real_profile(hub, tmp_path):
 
     for name, images in (("clean", []), ("adv_edits", ["--images", tmp_path / "adv"])):
         ldmdata(hub, "edit", tmp_path / "ds", "--out", tmp_path / name, *images,
-                "--steps", 2, "--limit", 1, "--prompts", "0", "--device", "cpu", *real)
+                "--inference-steps", 2, "--limit", 1, "--prompts", "0", "--device", "cpu", *real)
     ldmdata(hub, "evaluate", tmp_path / "adv_edits", "--reference", tmp_path / "clean",
             "--dataset", tmp_path / "ds", "--out", tmp_path / "m.json", "--metrics",
             "psnr,ssim,clip_score", "--bootstrap", 10, *real)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import yaml
@@ -51,3 +52,9 @@ def is_int(value) -> bool:
 def is_number(value) -> bool:
     """An int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def closest(name: str, choices) -> str | None:
+    """The choice ``name`` most likely misspells (None when nothing is close)."""
+    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.8)
+    return found[0] if found else None

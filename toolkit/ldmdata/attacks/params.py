@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ldmdata.attacks.editors import check_for_editor, pick_editor
 from ldmdata.errors import LdmdataError
+from ldmdata.params import closest
 
 METHODS = ("bim", "photoguard-encoder", "photoguard-diffusion",
            "advdm", "mist", "sds-plus", "sds-minus", "sdst", "diffusionguard")
@@ -215,7 +216,9 @@ def resolve_params(
     ``overrides`` maps :data:`OVERRIDABLE` names to values; None values are ignored.
     """
     if method not in METHODS:
-        raise LdmdataError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        close = closest(method, METHODS)
+        hint = f"did you mean {close}? " if close else ""
+        raise LdmdataError(f"unknown method {method!r}; {hint}choose one of: {', '.join(METHODS)}")
     if method in INPAINT_ONLY and task != "inpaint":
         raise LdmdataError(
             f"{method} attacks an inpainting model's masked-image conditioning; a {task} "
@@ -257,7 +260,7 @@ def validate(p: AttackParams) -> None:
     checks = [
         (p.eps > 0, f"eps must be > 0, got {p.eps}"),
         (p.norm != "linf" or p.eps <= 1, f"an L-inf eps above 1 means no bound, got {p.eps}"),
-        (p.iterations >= 1, f"iterations (--steps) must be >= 1, got {p.iterations}"),
+        (p.iterations >= 1, f"iterations must be >= 1, got {p.iterations}"),
         (p.step_size > 0, f"step size must be > 0, got {p.step_size}"),
         (p.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {p.norm!r}"),
         (p.start in STARTS, f"start must be one of {', '.join(STARTS)}, got {p.start!r}"),

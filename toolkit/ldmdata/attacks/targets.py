@@ -16,6 +16,7 @@ import torch
 
 from ldmdata.attacks.editors import EDITORS
 from ldmdata.errors import LdmdataError
+from ldmdata.params import closest
 
 _BLOCK = "unet.down_blocks.1.attentions.0.transformer_blocks.0"
 
@@ -64,10 +65,18 @@ def resolve_target(pipe, target: str) -> tuple[str, torch.nn.Module]:
 
 
 def check_target_name(target: str) -> None:
-    """Fail early on a target that cannot be a module path at all (no model needed)."""
+    """Fail early (no model needed) on a target that cannot be a module path at all, or that
+    is one edit away from a named target (``vae.encodr``: did you mean ``vae.encoder``?)."""
     path = module_path(target)
     if path.partition(".")[0] not in ROOTS or not re.fullmatch(r"[A-Za-z_][\w.]*", path):
         raise _unknown(target, f"paths start with {', '.join(ROOTS)}")
+    close = closest(target, NAMED_TARGETS)
+    if target not in NAMED_TARGETS and close and path not in KNOWN_PATHS:
+        raise LdmdataError(f"unknown target {target!r}; did you mean {close}? "
+                           "(ldmdata attack --list-targets)")
+
+
+KNOWN_PATHS = {path for path, _ in NAMED_TARGETS.values()} | {"vae", "unet", "text_encoder"}
 
 
 def off_path(path: str, editor: str) -> bool:

@@ -6,12 +6,35 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ldmdata.attacks.params import METHODS, PRESETS
-from ldmdata.cli.common import console, err_console, user_errors
+from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.options import (
+    BatchSize,
+    Device,
+    Dtype,
+    Eta,
+    Guidance,
+    ImageGuidance,
+    InferenceSteps,
+    Limit,
+    Model,
+    NoiseLevel,
+    Overwrite,
+    ParamsFile,
+    ProfileOpt,
+    Prompts,
+    Revision,
+    Seed,
+    ShardSize,
+    Strength,
+    Threads,
+    TinyDir,
+    job_options,
+    progress_bar,
+    real_models,
+)
 from ldmdata.errors import LdmdataError
-from ldmdata.params import load_params, parse_prompts
 
 Opt = typer.Option
 
@@ -29,21 +52,18 @@ def attack_command(
         "--preset", help=f"{' | '.join(PRESETS)} (default: the method's own; bim: paper)")
     ] = None,
     eps: Annotated[float | None, Opt("--eps", help="Perturbation budget in [0,1] pixels.")] = None,
-    steps: Annotated[int | None, Opt("--steps", help="Attack iterations.")] = None,
+    iterations: Annotated[int | None, Opt("--iterations", help="Attack iterations.")] = None,
     step_size: Annotated[float | None, Opt("--step-size", help="Step per iteration.")] = None,
-    seed: Annotated[int | None, Opt("--seed", help="Editing and start-noise seed.")] = None,
-    inference_steps: Annotated[int | None, Opt(
-        "--inference-steps", help="Denoising steps of the attacked edit.")] = None,
-    strength: Annotated[float | None, Opt("--strength", help="Edit strength (0, 1].")] = None,
-    guidance: Annotated[float | None, Opt("--guidance", help="Guidance scale.")] = None,
-    eta: Annotated[float | None, Opt("--eta", help="DDIM eta of the attacked edit.")] = None,
+    seed: Seed = None,
+    inference_steps: InferenceSteps = None,
+    strength: Strength = None,
+    guidance: Guidance = None,
+    eta: Eta = None,
     editor: Annotated[str | None, Opt("--editor", help=(
         "Attacked model: img2img | inpaint | upscale | ip2p (default: the dataset task's own; "
         "ip2p on img2img datasets)"))] = None,
-    image_guidance: Annotated[float | None, Opt(
-        "--image-guidance", help="InstructPix2Pix image guidance scale.")] = None,
-    noise_level: Annotated[int | None, Opt(
-        "--noise-level", help="x4 upscaler: noise added to the low-res image.")] = None,
+    image_guidance: ImageGuidance = None,
+    noise_level: NoiseLevel = None,
     norm: Annotated[str | None, Opt("--norm", help="linf | l2")] = None,
     grad_reps: Annotated[int | None, Opt(
         "--grad-reps", help="Gradients averaged over this many noise draws.")] = None,
@@ -76,26 +96,21 @@ def attack_command(
         "diffpure:bpda=identity (EOT; purifiers by BPDA).")] = None,
     eot_samples: Annotated[int | None, Opt(
         "--eot-samples", help="Defence draws averaged per gradient step (with --eot).")] = None,
-    prompts: Annotated[str, Opt("--prompts", help="Prompts per image: all or 0,2,...")] = "all",
-    limit: Annotated[int | None, Opt("--limit", help="Attack only the first N images.")] = None,
-    batch_size: Annotated[int, Opt("--batch-size", help="Pairs attacked together.")] = 5,
-    model: Annotated[str | None, Opt("--model", help="Hub id or local pipeline folder.")] = None,
-    revision: Annotated[str | None, Opt("--revision", help="Pinned revision of --model.")] = None,
-    profile: Annotated[str, Opt("--profile", help="tiny | real (model ids from params.yaml)")
-    ] = "tiny",
-    tiny_dir: Annotated[Path | None, Opt("--tiny-dir", help="Folder of the tiny model set.")
-    ] = None,
-    params_file: Annotated[Path, Opt(
-        "--params", help="params.yaml with a models section (profile real).")
-    ] = Path("params.yaml"),
-    device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
-    dtype: Annotated[str, Opt("--dtype", help="float32 | float16 | bfloat16")] = "float32",
-    gradient_checkpointing: Annotated[bool, Opt(
-        "--gradient-checkpointing", help="Trade compute for memory (GPU).")] = False,
-    shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
-    threads: Annotated[int | None, Opt(
-        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
-    overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    prompts: Prompts = None,
+    limit: Limit = None,
+    batch_size: BatchSize = None,
+    model: Model = None,
+    revision: Revision = None,
+    profile: ProfileOpt = "tiny",
+    tiny_dir: TinyDir = None,
+    params_file: ParamsFile = Path("params.yaml"),
+    device: Device = None,
+    dtype: Dtype = None,
+    gradient_checkpointing: Annotated[bool | None, Opt(
+        "--gradient-checkpointing", help="Trade compute for memory (GPU).")] = None,
+    shard_size: ShardSize = None,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
     list_targets: Annotated[bool, Opt("--list-targets", help="Print the named targets.")] = False,
 ) -> None:
     """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
@@ -108,11 +123,8 @@ def attack_command(
         return
     if dataset_dir is None or out is None:
         raise LdmdataError("give DATASET_DIR and --out (or --list-targets)")
-    models_params = {}
-    if profile == "real" and model is None:
-        models_params = dict(load_params(params_file).get("models") or {})
     overrides = dict(
-        eps=eps, iterations=steps, step_size=step_size, seed=seed,
+        eps=eps, iterations=iterations, step_size=step_size, seed=seed,
         num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
         eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
         mask_aware=mask_aware, feature_rows=feature_rows, storage=storage, editor=editor,
@@ -120,19 +132,17 @@ def attack_command(
         eot_samples=eot_samples, attack_prompt=attack_prompt, t_min=t_min, t_max=t_max,
         semantic_weight=semantic_weight, mask_shrink=mask_shrink,
     )
-    options = RunOptions(
-        prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
+    options = job_options(
+        RunOptions, prompts=prompts, limit=limit, batch_size=batch_size, device=device,
         dtype=dtype, gradient_checkpointing=gradient_checkpointing, shard_size=shard_size,
         threads=threads, overwrite=overwrite,
     )
-    columns = (TextColumn("attack"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("attack", total=None)
+    with progress_bar("attack") as progress:
         manifest = attack(
             dataset_dir, out, method=method, target=target, preset=preset, overrides=overrides,
-            profile=profile, models_params=models_params, tiny_dir=tiny_dir, model=model,
-            revision=revision, options=options,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            profile=profile, models_params=real_models(profile, params_file, model),
+            tiny_dir=tiny_dir, model=model, revision=revision, options=options,
+            progress=progress,
         )
     seconds = manifest["timing"]["seconds_per_sample"]
     console.print(

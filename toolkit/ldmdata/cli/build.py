@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.options import BatchSize, Device, Overwrite, Seed, ShardSize, TinyDir
 from ldmdata.params import load_params
 
 app = typer.Typer(help="Build a benchmark dataset.", no_args_is_help=True)
@@ -30,22 +31,13 @@ SourceOpt = Annotated[
         "ldm-robustness:PATH (the study's released dataset folder)"
     ),
 ]
-Seed = Annotated[int | None, typer.Option(help="Seed of every random choice.")]
-ProfileOpt = Annotated[
-    str | None, typer.Option("--profile", help="tiny (offline random models) | real (Hub ids).")
+ProfileOrParams = Annotated[
+    str | None, typer.Option("--profile", help="tiny (offline random models) | real (Hub ids) "
+                             "[default: the params file's models.profile, else tiny].")
 ]
 ParamsOpt = Annotated[
     Path | None,
     typer.Option("--params", help="A params.yaml: build_<task>, source and models sections."),
-]
-ShardSize = Annotated[int | None, typer.Option(help="Rows per parquet shard.")]
-BatchSize = Annotated[int | None, typer.Option(help="Images per model batch.")]
-Device = Annotated[str | None, typer.Option(help="Torch device for the models (cpu, cuda).")]
-TinyDir = Annotated[
-    Path | None, typer.Option(help="Tiny model set folder (built there on first use).")
-]
-Overwrite = Annotated[
-    bool, typer.Option("--overwrite", help="Replace a dataset made with other settings.")
 ]
 
 
@@ -95,7 +87,7 @@ def _command(task: str, extra_help: str = ""):
     @user_errors
     def command(
         n: N = None, out: Out = None, source: SourceOpt = None, seed: Seed = None,
-        profile: ProfileOpt = None, params: ParamsOpt = None, shard_size: ShardSize = None,
+        profile: ProfileOrParams = None, params: ParamsOpt = None, shard_size: ShardSize = None,
         batch_size: BatchSize = None, device: Device = None, tiny_dir: TinyDir = None,
         overwrite: Overwrite = False,
     ) -> None:
@@ -117,7 +109,7 @@ app.command("img2img")(_command("img2img", " Image + caption + CLIP-chosen edit 
 @user_errors
 def build_sr(
     n: N = None, out: Out = None, source: SourceOpt = None, seed: Seed = None,
-    profile: ProfileOpt = None, params: ParamsOpt = None, shard_size: ShardSize = None,
+    profile: ProfileOrParams = None, params: ParamsOpt = None, shard_size: ShardSize = None,
     batch_size: BatchSize = None, device: Device = None, tiny_dir: TinyDir = None,
     overwrite: Overwrite = False,
     scale: Annotated[int | None, typer.Option(help="HR side / LR side.")] = None,

@@ -8,7 +8,22 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.params import load_params
+from ldmdata.cli.options import (
+    BatchSize,
+    Device,
+    Dtype,
+    Limit,
+    Overwrite,
+    ParamsFile,
+    ProfileOpt,
+    Revision,
+    ShardSize,
+    Threads,
+    TinyDir,
+    job_options,
+    progress_bar,
+    real_models,
+)
 from ldmdata.purify.spec import DEFAULTS
 
 Opt = typer.Option
@@ -22,34 +37,32 @@ def defend_command(
     input_dir: Annotated[Path, typer.Argument(help="A clean dataset or an adversarial set.")],
     out: Annotated[Path, Opt("--out", help="Folder for the defended set.")],
     defence: Annotated[str, Opt("--defence", help=f"METHOD[:key=value,...]; defaults: {_HELP}")],
-    limit: Annotated[int | None, Opt("--limit", help="Defend only the first N samples.")] = None,
-    batch_size: Annotated[int, Opt("--batch-size", help="Images per call.")] = 8,
+    limit: Limit = None,
+    batch_size: BatchSize = None,
     model: Annotated[str | None, Opt(
         "--model", help="The defence's model, Hub id or local folder: the x4 upscaler "
         "(noisy_upscale) or SD img2img (diffpure, gridpure, impress).")] = None,
-    revision: Annotated[str | None, Opt("--revision", help="Pinned revision of --model.")] = None,
-    profile: Annotated[str, Opt("--profile", help="tiny | real")] = "tiny",
-    tiny_dir: Annotated[Path | None, Opt("--tiny-dir", help="Folder of the tiny model set.")
-    ] = None,
-    params_file: Annotated[Path, Opt("--params", help="params.yaml (profile real).")
-    ] = Path("params.yaml"),
-    device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
-    dtype: Annotated[str, Opt("--dtype", help="float32 | float16 | bfloat16")] = "float32",
-    shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
-    threads: Annotated[int | None, Opt(
-        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
-    overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    revision: Revision = None,
+    profile: ProfileOpt = "tiny",
+    tiny_dir: TinyDir = None,
+    params_file: ParamsFile = Path("params.yaml"),
+    device: Device = None,
+    dtype: Dtype = None,
+    shard_size: ShardSize = None,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling, DiffPure, GrIDPure, IMPRESS)
     to every image of a set."""
     from ldmdata.defend.runner import DefendOptions, defend
 
-    models_params = {}
-    if profile == "real":
-        models_params = dict(load_params(params_file).get("models") or {})
-    options = DefendOptions(limit=limit, batch_size=batch_size, device=device, dtype=dtype,
-                            shard_size=shard_size, threads=threads, overwrite=overwrite)
-    manifest = defend(input_dir, out, defence, profile=profile, models_params=models_params,
-                      tiny_dir=tiny_dir, model=model, revision=revision, options=options)
+    options = job_options(DefendOptions, limit=limit, batch_size=batch_size, device=device,
+                          dtype=dtype, shard_size=shard_size, threads=threads,
+                          overwrite=overwrite)
+    with progress_bar("defend") as progress:
+        manifest = defend(input_dir, out, defence, profile=profile,
+                          models_params=real_models(profile, params_file, model),
+                          tiny_dir=tiny_dir, model=model, revision=revision, options=options,
+                          progress=progress)
     console.print(f"{out}: {manifest['n']} images defended with {manifest['defence']['label']}, "
                   f"content_hash {manifest['content_hash']}", markup=False)

@@ -6,11 +6,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ldmdata.cli.common import console, err_console, user_errors
+from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.options import (
+    BatchSize,
+    Device,
+    Dtype,
+    Eta,
+    Guidance,
+    ImageGuidance,
+    InferenceSteps,
+    Limit,
+    Model,
+    NoiseLevel,
+    Overwrite,
+    ParamsFile,
+    ProfileOpt,
+    Prompts,
+    Revision,
+    Seed,
+    ShardSize,
+    Strength,
+    Threads,
+    TinyDir,
+    job_options,
+    progress_bar,
+    real_models,
+)
 from ldmdata.edit.params import EDITORS, PRESETS
-from ldmdata.params import load_params, parse_prompts
 
 Opt = typer.Option
 
@@ -26,80 +49,57 @@ def edit_command(
     editor: Annotated[str | None, Opt(
         "--editor", help=f"{' | '.join(EDITORS)} (default: the dataset's task)")] = None,
     preset: Annotated[str, Opt("--preset", help=" | ".join(PRESETS))] = "paper",
-    steps: Annotated[int | None, Opt("--steps", help="Denoising steps (paper: 100).")] = None,
-    strength: Annotated[float | None, Opt(
-        "--strength", help="img2img/inpaint strength (paper: 0.7; inpainting 1.0).")] = None,
-    guidance: Annotated[float | None, Opt("--guidance", help="Guidance scale (7.5).")] = None,
-    image_guidance: Annotated[float | None, Opt(
-        "--image-guidance", help="InstructPix2Pix image guidance (1.5).")] = None,
-    noise_level: Annotated[int | None, Opt(
-        "--noise-level", help="x4 upscaler noise level (20).")] = None,
-    eta: Annotated[float | None, Opt("--eta", help="DDIM eta (0).")] = None,
-    seed: Annotated[int | None, Opt("--seed", help="Edit seed (9209).")] = None,
+    inference_steps: InferenceSteps = None,
+    strength: Strength = None,
+    guidance: Guidance = None,
+    image_guidance: ImageGuidance = None,
+    noise_level: NoiseLevel = None,
+    eta: Eta = None,
+    seed: Seed = None,
     invert_mask: Annotated[bool | None, Opt(
         "--invert-mask/--no-invert-mask",
         help="Inpainting: repaint the background, keep the entity (the study).")] = None,
-    prompts: Annotated[str, Opt("--prompts", help="Prompts to edit: all or 0,2,...")] = "all",
-    prompt_index: Annotated[str, Opt(
+    prompts: Prompts = None,
+    prompt_index: Annotated[str | None, Opt(
         "--prompt-index", help="same (the attacked prompt) or an index (prompt transfer).")
-    ] = "same",
+    ] = None,
     defence: Annotated[str | None, Opt(
         "--defence", help="Defend the inputs first, e.g. jpeg:quality=75 (see ldmdata defend).")
     ] = None,
-    limit: Annotated[int | None, Opt("--limit", help="Edit only the first N samples.")] = None,
-    batch_size: Annotated[int, Opt("--batch-size", help="Edits per pipeline call.")] = 4,
-    model: Annotated[str | None, Opt(
-        "--model", help="Hub id or local pipeline folder (model transfer).")] = None,
-    revision: Annotated[str | None, Opt("--revision", help="Pinned revision of --model.")] = None,
-    profile: Annotated[str, Opt("--profile", help="tiny | real (model ids from params.yaml)")
-    ] = "tiny",
-    tiny_dir: Annotated[Path | None, Opt("--tiny-dir", help="Folder of the tiny model set.")
-    ] = None,
-    params_file: Annotated[Path, Opt(
-        "--params", help="params.yaml with a models section (profile real).")
-    ] = Path("params.yaml"),
-    device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
-    dtype: Annotated[str, Opt("--dtype", help="float32 | float16 | bfloat16")] = "float32",
-    shard_size: Annotated[int, Opt("--shard-size", help="Rows per parquet shard.")] = 1000,
-    threads: Annotated[int | None, Opt(
-        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
-    overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    limit: Limit = None,
+    batch_size: BatchSize = None,
+    model: Model = None,
+    revision: Revision = None,
+    profile: ProfileOpt = "tiny",
+    tiny_dir: TinyDir = None,
+    params_file: ParamsFile = Path("params.yaml"),
+    device: Device = None,
+    dtype: Dtype = None,
+    shard_size: ShardSize = None,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Edit a clean, adversarial or defended set with a Stable Diffusion pipeline."""
     from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
 
-    models_params = {}
-    if profile == "real":
-        models_params = dict(load_params(params_file).get("models") or {})
     overrides = dict(
-        num_inference_steps=steps, strength=strength, guidance_scale=guidance,
+        num_inference_steps=inference_steps, strength=strength, guidance_scale=guidance,
         image_guidance_scale=image_guidance, noise_level=noise_level, eta=eta, seed=seed,
         invert_mask=invert_mask,
     )
-    options = EditOptions(
-        prompts=parse_prompts(prompts), prompt_index=parse_prompt_index(prompt_index),
+    options = job_options(
+        EditOptions, prompts=prompts,
+        prompt_index=None if prompt_index is None else parse_prompt_index(prompt_index),
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, shard_size=shard_size,
         threads=threads, overwrite=overwrite,
     )
-    bar = Progress(TextColumn("edit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=True)
-    job = bar.add_task("edit", total=None)
-
-    def progress(done: int, total: int) -> None:
-        if not bar.live.is_started:  # the first batch is done: every check has passed
-            bar.start()
-        bar.update(job, completed=done, total=total)
-
-    try:
+    with progress_bar("edit") as progress:
         manifest = edit(
             dataset_dir, out, images_dir=images, editor=editor, preset=preset,
-            overrides=overrides, defence=defence, profile=profile, models_params=models_params,
-            tiny_dir=tiny_dir, model=model, revision=revision, options=options,
-            progress=progress,
+            overrides=overrides, defence=defence, profile=profile,
+            models_params=real_models(profile, params_file), tiny_dir=tiny_dir, model=model,
+            revision=revision, options=options, progress=progress,
         )
-    finally:
-        if bar.live.is_started:
-            bar.stop()
     console.print(
         f"{out}: {manifest['n']} edits ({manifest['editor']}, {manifest['input_kind']} input), "
         f"content_hash {manifest['content_hash']}",

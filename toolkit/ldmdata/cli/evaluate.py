@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.options import ParamsFile, ProfileOpt, Threads, TinyDir, real_models
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics.settings import DEFAULTS, PROTOCOLS, evaluate_settings
-from ldmdata.params import load_params
 
 Opt = typer.Option
 
@@ -60,18 +60,15 @@ def evaluate_command(
         f"Images per metric batch (default: {DEFAULTS['batch_size']})"))] = None,
     clip_model: Annotated[str | None, Opt(
         "--clip-model", help="CLIP Hub id or local folder (default: the profile's).")] = None,
-    profile: Annotated[str, Opt("--profile", help="tiny | real")] = "tiny",
-    tiny_dir: Annotated[Path | None, Opt("--tiny-dir", help="Folder of the tiny model set.")
-    ] = None,
-    params_file: Annotated[Path, Opt("--params", help="params.yaml (profile real).")
-    ] = Path("params.yaml"),
+    profile: ProfileOpt = "tiny",
+    tiny_dir: TinyDir = None,
+    params_file: ParamsFile = Path("params.yaml"),
     device: Annotated[str | None, Opt(
         "--device", help=f"auto | cpu | cuda[:N] (default: {DEFAULTS['device']})")] = None,
     precision: Annotated[str | None, Opt("--precision", help=(
         "PSNR/SSIM/MS-SSIM in float64 (exact) or float32 (fast on CPU) "
         f"(default: {DEFAULTS['precision']})"))] = None,
-    threads: Annotated[int | None, Opt(
-        "--threads", help="torch CPU threads (default: torch's choice).")] = None,
+    threads: Threads = None,
 ) -> None:
     """PSNR, SSIM, MS-SSIM vs the clean edits, CLIP score, FID and IS, with provenance."""
     given = {
@@ -89,8 +86,7 @@ def evaluate_command(
     if clip_model:
         clip = ModelRef("clip", clip_model, None)
     else:
-        models = dict(load_params(params_file).get("models") or {}) if profile == "real" else {}
-        clip = resolve("clip", profile, models, tiny_dir)
+        clip = resolve("clip", profile, real_models(profile, params_file), tiny_dir)
         if profile == "tiny":
             ensure_tiny_models(Path(clip.id).parent, ["clip"])
     table = table or out.with_suffix(".parquet")
