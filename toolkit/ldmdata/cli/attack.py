@@ -11,7 +11,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ldmdata.attacks.params import METHODS, PRESETS
 from ldmdata.attacks.runner import RunOptions, attack
 from ldmdata.attacks.targets import describe_targets
-from ldmdata.cli.common import console, err_console, user_errors
+from ldmdata.cli.common import (
+    EngineOpt,
+    GpusPerWorkerOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    console,
+    err_console,
+    make_engine,
+    user_errors,
+)
 from ldmdata.errors import LdmdataError
 from ldmdata.params import load_params, parse_prompts
 
@@ -86,6 +95,10 @@ def attack_command(
     threads: Annotated[int | None, Opt(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
+    gpus_per_worker: GpusPerWorkerOpt = 0,
     list_targets: Annotated[bool, Opt("--list-targets", help="Print the named targets.")] = False,
 ) -> None:
     """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
@@ -110,6 +123,7 @@ def attack_command(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,
         dtype=dtype, gradient_checkpointing=gradient_checkpointing, shard_size=shard_size,
         threads=threads, overwrite=overwrite,
+        engine=make_engine(engine, ray_address, workers, gpus_per_worker),
     )
     columns = (TextColumn("attack"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:

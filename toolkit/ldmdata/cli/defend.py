@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.common import (
+    EngineOpt,
+    GpusPerWorkerOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    console,
+    make_engine,
+    user_errors,
+)
 from ldmdata.defend.runner import DefendOptions, defend
 from ldmdata.params import load_params
 from ldmdata.purify import DEFAULTS
@@ -40,6 +48,10 @@ def defend_command(
     threads: Annotated[int | None, Opt(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
+    gpus_per_worker: GpusPerWorkerOpt = 0,
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling, DiffPure, GrIDPure, IMPRESS)
     to every image of a set."""
@@ -47,7 +59,8 @@ def defend_command(
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})
     options = DefendOptions(limit=limit, batch_size=batch_size, device=device, dtype=dtype,
-                            shard_size=shard_size, threads=threads, overwrite=overwrite)
+                            shard_size=shard_size, threads=threads, overwrite=overwrite,
+                            engine=make_engine(engine, ray_address, workers, gpus_per_worker))
     manifest = defend(input_dir, out, defence, profile=profile, models_params=models_params,
                       tiny_dir=tiny_dir, model=model, revision=revision, options=options)
     console.print(f"{out}: {manifest['n']} images defended with {manifest['defence']['label']}, "

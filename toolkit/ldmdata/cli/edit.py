@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ldmdata.cli.common import console, err_console, user_errors
+from ldmdata.cli.common import (
+    EngineOpt,
+    GpusPerWorkerOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    console,
+    err_console,
+    make_engine,
+    user_errors,
+)
 from ldmdata.edit.params import EDITORS, PRESETS
 from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
 from ldmdata.params import load_params, parse_prompts
@@ -65,6 +74,10 @@ def edit_command(
     threads: Annotated[int | None, Opt(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace an existing output.")] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
+    gpus_per_worker: GpusPerWorkerOpt = 0,
 ) -> None:
     """Edit a clean, adversarial or defended set with a Stable Diffusion pipeline."""
     models_params = {}
@@ -79,6 +92,7 @@ def edit_command(
         prompts=parse_prompts(prompts), prompt_index=parse_prompt_index(prompt_index),
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, shard_size=shard_size,
         threads=threads, overwrite=overwrite,
+        engine=make_engine(engine, ray_address, workers, gpus_per_worker),
     )
     bar = Progress(TextColumn("edit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err_console, transient=True)

@@ -13,14 +13,14 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.edit.inputs import DEFENDED, normalized, open_input, stored_config
+from ldmdata.edit.inputs import DEFENDED, InputSet, normalized, open_input, stored_config
+from ldmdata.engine import Engine, connect, run_batches, run_device
 from ldmdata.errors import LdmdataError
 from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
-    pick_device,
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
@@ -52,8 +52,10 @@ class DefendOptions:
     threads: int | None = None  # torch CPU threads (model defences); None: torch's choice
     overwrite: bool = False
     replace_stale: bool = False
+    engine: Engine = Engine()  # where the batches run; never part of the output's config
 
     def check(self) -> None:
+        self.engine.check()
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
         for name in ("batch_size", "shard_size"):
@@ -90,7 +92,7 @@ def defend_dataset(
     if kind is not None and model is None:
         raise LdmdataError(f"the {defence.method} defence needs a {kind} model")
     images.check_sizes(defence)
-    device = pick_device(options.device)
+    device = run_device(options.engine, options.device)
     dtype = pick_dtype(options.dtype, device)
     model_record = describe_model(model) if kind is not None else None
     config = {
@@ -107,33 +109,25 @@ def defend_dataset(
         options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
     )
     rows = list(_rows_to_defend(images, options.limit))
-    with ShardedWriter(Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=overwrite) as writer:
+    with connect(options.engine), ShardedWriter(
+            Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
+            shard_size=options.shard_size, overwrite=overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        if options.threads is not None:
-            torch.set_num_threads(options.threads)
-        pipe = load_pipeline(model, kind, device, dtype) if kind is not None else None
-        defender = Defender(defence, pipe)
-        stream = images.rows(decode=True)
-        for _ in range(writer.cursor):
-            next(stream)
+        make_worker = DefendWorkerFactory(images, defence, model, device, dtype, options.threads)
+        todo = []
         pos = writer.cursor
         while pos < len(rows):
             end = min(pos + options.batch_size, len(rows),
                       (pos // options.shard_size + 1) * options.shard_size)
-            chunk = [next(stream) for _ in range(end - pos)]
-            defended = defender([r["image"] for r in chunk], [r["id"] for r in chunk])
-            for i, (row, image) in enumerate(zip(chunk, defended, strict=True)):
-                linf, l2 = _change(row["image"], image)
-                writer.add({
-                    "id": row["id"], "sample_id": row["sample_id"], "source_id": row["source_id"],
-                    "prompt_index": row["attack_prompt_index"], "image": encode_png(image),
-                    "linf": linf, "l2": l2,
-                }, cursor=pos + i + 1)
+            todo.append((pos, end))
             pos = end
+        for (pos, end), records in zip(todo, run_batches(options.engine, todo, make_worker,
+                                                         defend_batch), strict=True):
+            for i, record in enumerate(records):
+                writer.add(record, cursor=pos + i + 1)
             if progress is not None:
-                progress(pos, len(rows))
+                progress(end, len(rows))
         upstream = images.manifest.get("input") or {}
         extra = {
             "task": images.task,
@@ -148,11 +142,65 @@ def defend_dataset(
                                  if images.kind == "adversarial" else None),
             },
             "defence_model": model_record,
-            "runtime": {"device": str(device), "torch": torch.__version__,
-                        "pillow": PIL.__version__},
+            "runtime": {"device": str(device), **options.engine.record(),
+                        "torch": torch.__version__, "pillow": PIL.__version__},
             "code": code_version(),
         }
         return writer.finish(len(rows), extra)
+
+
+class RowRange:
+    """Rows ``begin:end`` of an image set from a forward stream (read again to go back)."""
+
+    def __init__(self, images: InputSet):
+        self.images = images
+        self._open()
+
+    def _open(self) -> None:
+        self._stream, self._next = self.images.rows(decode=True), 0
+
+    def take(self, begin: int, end: int) -> list[dict]:
+        if begin < self._next:
+            self._open()
+        for _ in range(begin - self._next):
+            next(self._stream)
+        self._next = end
+        return [next(self._stream) for _ in range(end - begin)]
+
+
+@dataclass
+class DefendWorkerFactory:
+    """Builds a worker: ``(defender, its own row reader)`` (picklable: Ray workers build theirs)."""
+
+    images: InputSet
+    defence: Defence
+    model: ModelRef | None
+    device: torch.device
+    dtype: torch.dtype
+    threads: int | None
+
+    def __call__(self) -> tuple[Defender, RowRange]:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        kind = self.defence.model_kind
+        pipe = load_pipeline(self.model, kind, self.device, self.dtype) if kind else None
+        return Defender(self.defence, pipe), RowRange(self.images)
+
+
+def defend_batch(worker: tuple[Defender, RowRange], span: tuple[int, int]) -> list[dict]:
+    """The output rows of input rows ``begin:end``."""
+    defender, reader = worker
+    chunk = reader.take(*span)
+    defended = defender([r["image"] for r in chunk], [r["id"] for r in chunk])
+    records = []
+    for row, image in zip(chunk, defended, strict=True):
+        linf, l2 = _change(row["image"], image)
+        records.append({
+            "id": row["id"], "sample_id": row["sample_id"], "source_id": row["source_id"],
+            "prompt_index": row["attack_prompt_index"], "image": encode_png(image),
+            "linf": linf, "l2": l2,
+        })
+    return records
 
 
 def _rows_to_defend(images, limit: int | None):

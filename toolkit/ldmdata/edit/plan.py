@@ -24,6 +24,7 @@ from ldmdata.dataset.writer import write_json_atomic
 from ldmdata.edit.inputs import open_input
 from ldmdata.edit.params import OVERRIDABLE, check_editor, default_editor, resolve_edit_params
 from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index
+from ldmdata.engine import ENGINE_DEFAULTS, Engine
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import editor_ref
 from ldmdata.params import merge_known, parse_prompts
@@ -43,6 +44,7 @@ STAGE_DEFAULTS: dict = {
     "dtype": "float32",
     "shard_size": 1000,
     "threads": 1,
+    **ENGINE_DEFAULTS,
     "runs": {},
 }
 RUN_DEFAULTS: dict = {
@@ -137,6 +139,7 @@ def edit_from_params(
             prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
             batch_size=section["batch_size"], device=section["device"], dtype=section["dtype"],
             shard_size=section["shard_size"], threads=section["threads"], replace_stale=True,
+            engine=Engine.from_params(section),
         )
         edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
                      images, defence, defence_model, options)
