@@ -46,7 +46,7 @@ Overwrite = Annotated[
     bool, typer.Option("--overwrite", help="Replace a dataset made with other settings.")
 ]
 EngineName = Annotated[str | None, typer.Option(
-    "--engine", help="local | ray: where the model batches run [default: params, else local].")]
+    "--engine", help="local | ray: where the model batches run (default: the params, else local).")]
 RayAddress = Annotated[str | None, typer.Option(
     "--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray).")]
 RayWorkers = Annotated[int | None, typer.Option(
