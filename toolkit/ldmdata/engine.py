@@ -62,12 +62,15 @@ class Engine:
             raise LdmdataError("--engine ray needs Ray: pip install 'ldmdata[ray]'")
 
     def worker_device(self, device: str) -> str:
-        """The device the batches run on: ``auto`` on Ray is a GPU exactly when workers get one."""
-        if self.name == "local" or device != "auto":
-            if self.name == "ray" and device.startswith("cuda") and not self.gpus_per_worker:
-                raise LdmdataError(f"device {device} on Ray needs --gpus-per-worker > 0")
+        """The device the batches run on. On Ray, ``auto`` is a GPU exactly when workers get
+        one, and any ``cuda[:N]`` is the worker's own GPU (Ray sets CUDA_VISIBLE_DEVICES)."""
+        if self.name == "local":
             return device
-        return "cuda" if self.gpus_per_worker else "cpu"
+        if device.startswith("cuda") and not self.gpus_per_worker:
+            raise LdmdataError(f"device {device} on Ray needs --gpus-per-worker > 0")
+        if device == "auto":
+            return "cuda" if self.gpus_per_worker else "cpu"
+        return "cuda" if device.startswith("cuda") else device
 
     def record(self) -> dict:
         """For a manifest's runtime block."""
