@@ -15,12 +15,14 @@ from typer.testing import CliRunner
 
 from attack_data import make_dataset
 from ldmdata.attacks import runner
-from ldmdata.attacks.runner import RunOptions, attack
+from ldmdata.attacks.runner import RunOptions, attack, attack_from_params
 from ldmdata.build import build_dataset
 from ldmdata.cli.attack import attack_command
 from ldmdata.defend import DefendOptions, defend
 from ldmdata.edit import EditOptions, edit
+from ldmdata.edit.plan import edit_from_params
 from ldmdata.engine import Engine
+from ldmdata.errors import LdmdataError
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -210,3 +212,19 @@ def test_an_unreachable_address_is_one_line_and_exit_2(dataset, tmp_path, tiny_d
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach a Ray cluster at "
                                                    "127.0.0.1:9")
     assert not out.exists()
+
+
+def test_the_stages_read_the_engine_from_their_params(dataset, tmp_path, tiny_dir):
+    # the test cluster has 2 CPUs: asking 3 workers proves the engine keys reach the engine
+    message = "3 workers need a CPU each; the Ray cluster has 2"
+    with pytest.raises(LdmdataError, match=message):
+        attack_from_params(dataset, tmp_path / "attack", "photoguard-encoder",
+                           {"attack": {"engine": "ray", "workers": 3}}, tiny_dir)
+    with pytest.raises(LdmdataError, match=message):
+        edit_from_params("img2img", dataset, tmp_path / "none", tmp_path / "edits",
+                         {"attack": {}, "edit": {"engine": "ray", "workers": 3}}, tiny_dir)
+    with pytest.raises(LdmdataError, match=message):
+        build_dataset("img2img", tmp_path / "build", {"n": 2, "size": 64, "engine": "ray",
+                                                      "ray_workers": 3}, tiny_dir=tiny_dir)
+    assert not any((tmp_path / name).exists() for name in ("attack", "build"))
+    assert not any((tmp_path / "edits").rglob("*.parquet"))
