@@ -35,7 +35,6 @@ from ldmdata.attacks.methods import (
     Objective,
     attack_loop,
     compared_rows,
-    derive_seed,
     per_sample_mse,
 )
 from ldmdata.attacks.params import resolve_params
@@ -43,6 +42,7 @@ from ldmdata.attacks.runner import Attacker
 from ldmdata.attacks.targets import NAMED_TARGETS
 from ldmdata.models.editors import PIPELINES, editor_ref, load_pipeline, pick_device, pick_dtype
 from ldmdata.models.tiny.diffusion import sd15_components
+from ldmdata.seeds import derive_seed
 
 PROMPTS = ["a red ball on a wooden table", "a dog running in the snow",
            "a boat on a lake at night", "a cat sitting on a sofa", "a car parked on a street"]
@@ -71,7 +71,7 @@ class PipelineReference(Objective):
         if repaint is not None:
             self.mask_image = Image.fromarray((repaint[0, 0].numpy() * 255).astype(np.uint8))
         guided = params.guidance_scale > 1 and any(m is module for m in pipe.unet.modules())
-        self.rows = compared_rows(params.feature_rows, 1, guided)
+        self.rows = compared_rows(params.feature_rows, 1, ("uncond", "cond") if guided else ())
         self.recorder = FeatureRecorder(module)
         with torch.no_grad():
             self.clean = [o.detach() for o in self._features(x_clean)]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 CHILD = """
 import json, resource, sys, time
-from ldmdata.build import build_dataset
+from ldmdata.builders import build_dataset
 task, out, tiny, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 start = time.perf_counter()
 manifest = build_dataset(task, out, {"n": n}, tiny_dir=tiny)

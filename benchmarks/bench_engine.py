@@ -23,7 +23,7 @@ import ray
 import torch
 
 from ldmdata.attacks.runner import RunOptions, attack
-from ldmdata.build import build_dataset
+from ldmdata.builders import build_dataset
 from ldmdata.engine import Engine
 from ldmdata.models.refs import default_tiny_dir
 

@@ -30,34 +30,60 @@ BLIP_LARGE_VISION = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attentio
                      "intermediate_size": 4096, "image_size": 384, "patch_size": 16}
 
 
-def models(device, dtype):
-    """(name, model, inputs(batch) -> kwargs, call) for each builder model."""
-    blip = BlipForConditionalGeneration(BlipConfig(vision_config=BLIP_LARGE_VISION))
-    owl = Owlv2ForObjectDetection(Owlv2Config(vision_config={"image_size": 960, "patch_size": 16}))
-    sam = SamModel(SamConfig(vision_config=SAM_VIT_H))
-    clip = CLIPModel(CLIPConfig(vision_config={"patch_size": 16, "image_size": 224}))
+def full_size_models() -> dict:
+    """role -> model: the four builder models at their real sizes, random weights.
+
+    Build under ``with torch.device("cuda"):`` to initialise on the GPU.
+    """
+    return {
+        "captioner": BlipForConditionalGeneration(BlipConfig(vision_config=BLIP_LARGE_VISION)),
+        "detector": Owlv2ForObjectDetection(
+            Owlv2Config(vision_config={"image_size": 960, "patch_size": 16})),
+        "segmenter": SamModel(SamConfig(vision_config=SAM_VIT_H)),
+        "clip": CLIPModel(CLIPConfig(vision_config={"patch_size": 16, "image_size": 224})),
+    }
+
+
+def tiny_models(tiny_dir) -> dict:
+    """role -> model: the same four classes from the tiny model set (CPU smoke runs)."""
+    classes = {"captioner": BlipForConditionalGeneration, "detector": Owlv2ForObjectDetection,
+               "segmenter": SamModel, "clip": CLIPModel}
+    return {role: cls.from_pretrained(f"{tiny_dir}/{role}") for role, cls in classes.items()}
+
+
+def workloads(built: dict, device, dtype) -> list:
+    """(name, model, inputs(batch) -> kwargs, call) for each builder model, as the builders
+    call them; image sizes come from each model's config."""
+
+    def side(role):
+        return built[role].config.vision_config.image_size
 
     def pixels(batch, size):
         return torch.randn(batch, 3, size, size, device=device, dtype=dtype)
 
-    def tokens(batch, length):
-        return torch.randint(0, 1000, (batch, length), device=device)
+    def tokens(role, batch, length):
+        vocab = built[role].config.text_config.vocab_size
+        return torch.randint(0, min(vocab, 1000), (batch, length), device=device)
 
+    sam = side("segmenter")
+    box = [[[sam * 0.1, sam * 0.1, sam * 0.6, sam * 0.6]]]
     return [
-        ("captioner BLIP-large (30 tokens)", blip,
-         lambda b: {"pixel_values": pixels(b, 384), "max_new_tokens": 30, "min_new_tokens": 30},
+        (f"captioner BLIP (30 tokens, {side('captioner')} px)", built["captioner"],
+         lambda b: {"pixel_values": pixels(b, side("captioner")), "max_new_tokens": 30,
+                    "min_new_tokens": 30},
          "generate"),
-        ("detector OWLv2-B/16 (960 px)", owl,
-         lambda b: {"pixel_values": pixels(b, 960), "input_ids": tokens(b, 16),
+        (f"detector OWLv2 ({side('detector')} px)", built["detector"],
+         lambda b: {"pixel_values": pixels(b, side("detector")),
+                    "input_ids": tokens("detector", b, 16),
                     "attention_mask": torch.ones(b, 16, dtype=torch.long, device=device)},
          "forward"),
-        ("segmenter SAM ViT-H (1024 px, 1 box)", sam,
-         lambda b: {"pixel_values": pixels(b, 1024),
-                    "input_boxes": torch.tensor([[[100.0, 100.0, 600.0, 600.0]]] * b,
-                                                device=device, dtype=dtype)},
+        (f"segmenter SAM ({sam} px, 1 box)", built["segmenter"],
+         lambda b: {"pixel_values": pixels(b, sam),
+                    "input_boxes": torch.tensor(box * b, device=device, dtype=dtype)},
          "forward"),
-        ("CLIP ViT-B/16 (1 image x 15 prompts)", clip,
-         lambda b: {"pixel_values": pixels(b, 224), "input_ids": tokens(15 * b, 32)},
+        (f"CLIP (1 image x 15 prompts, {side('clip')} px)", built["clip"],
+         lambda b: {"pixel_values": pixels(b, side("clip")),
+                    "input_ids": tokens("clip", 15 * b, 32)},
          "clip"),
     ]
 
@@ -83,7 +109,9 @@ def main() -> None:
     print(f"device: {name}, batch {args.batch}, {args.dtype}")
     print(f"{'model':<40} {'s/batch':>8} {'samples/s':>10} {'peak GiB':>9}")
     total = 0.0
-    for label, model, inputs, call in models(device, dtype):
+    with torch.device(device):
+        built = full_size_models()
+    for label, model, inputs, call in workloads(built, device, dtype):
         model = model.to(device=device, dtype=dtype).eval()
         kwargs = inputs(args.batch)
         with torch.inference_mode():

@@ -1,7 +1,8 @@
 """DVC stage: attack one dataset. Usage: attack.py DATASET_DIR OUT_DIR ATTACK [TINY_DIR]
 
-ATTACK is a bim target (``vae.encoder``, ``unet.cross_attn``, any dotted module path) or a
-PhotoGuard method (``photoguard-encoder``, ``photoguard-diffusion``). Reads params.yaml's
+ATTACK is a bim target (``vae.encoder``, ``unet.cross_attn``, any dotted module path) or
+another method (``photoguard-encoder``, ``advdm``, ``sds-minus``, ...; see
+``ldmdata.attacks.params.METHODS``). Reads params.yaml's
 ``attack`` and ``models`` sections; a problem prints one line and exits 2.
 """
 

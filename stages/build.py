@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from ldmdata.build import build_dataset
+from ldmdata.builders import build_dataset
 from ldmdata.params import load_params
 
 if len(sys.argv) != 4:

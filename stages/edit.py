@@ -1,8 +1,9 @@
 """DVC stage: every edit of one task. Usage: edit.py TASK DATASET_DIR ATTACKS_DIR OUT_DIR [TINY_DIR]
 
-Edits the clean dataset and each attack of ``attack.targets`` and ``attack.photoguard``
-(ATTACKS_DIR/<attack>), plus the transfer and defence runs of ``edit.runs``, into
-OUT_DIR/<run>/<input>, and writes OUT_DIR/plan.json for the evaluate stage. Reads params.yaml's
+Edits the clean dataset and each attack of ``attack.targets``, ``attack.photoguard``,
+``attack.protections`` and (inpaint) ``attack.inpaint_protections`` (ATTACKS_DIR/<attack>),
+plus the transfer and defence runs of ``edit.runs``, into OUT_DIR/<run>/<input>, and writes
+OUT_DIR/plan.json for the evaluate stage. Reads params.yaml's
 ``edit``, ``attack`` and ``models`` sections; a problem prints one line and exits 2.
 """
 

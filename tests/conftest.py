@@ -1,4 +1,6 @@
-"""Shared test setup: offline Hub, a quiet DVC, and one tiny model set per session."""
+"""Shared test setup: offline Hub, a quiet DVC, one torch thread, and per-session fixtures: the
+tiny model set and a small "world" (a dataset, an adversarial set, the clean and adversarial
+edits) that the edit, defend and metrics tests share."""
 
 import os
 
@@ -19,3 +21,20 @@ def tiny_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     build_tiny_models(folder)
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models on a busy 2-core machine: one torch thread avoids OpenMP spin contention."""
+    from helpers.eval_data import one_thread
+
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory, tiny_dir):
+    """3 img2img samples x 2 prompts: dataset, adversarial set, clean and adversarial edits."""
+    from helpers.eval_data import make_world
+
+    return make_world(tmp_path_factory.mktemp("world"), tiny_dir)

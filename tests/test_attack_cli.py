@@ -4,18 +4,16 @@ import json
 import shutil
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from attack_data import make_dataset
+from helpers.attack_data import make_dataset
+from helpers.cli import command
 from ldmdata.attacks.runner import RunOptions, attack, attack_from_params, batches
-from ldmdata.cli.attack import attack_command
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError
 from ldmdata.provenance import dvc_hash
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(attack_command)
+app = command("attack")
 runner = CliRunner()
 FAST = ["--steps", "2", "--inference-steps", "2"]
 
@@ -61,7 +59,10 @@ def test_cli_writes_the_adversarial_dataset_with_provenance(datasets_dir, tmp_pa
         assert row["l2"] > 0 and row["iterations"] == 2
         assert len(row["loss_trace"]) == 2 and row["loss_first"] == row["loss_trace"][0]
         assert row["seconds"] > 0
-    assert manifest["unhashed_columns"] == ["seconds"]  # timings never change content_hash
+        assert row["peak_memory_mb"] is None  # no accelerator on this machine
+    assert manifest["timing"]["peak_memory_mb"] is None
+    # measurements never change content_hash
+    assert manifest["unhashed_columns"] == ["seconds", "peak_memory_mb"]
     assert manifest["timing"]["seconds_total"] == pytest.approx(sum(r["seconds"] for r in rows))
 
 
@@ -109,6 +110,11 @@ def test_same_seed_same_hash_and_an_interrupted_run_resumes(datasets_dir, tmp_pa
           "--revision", "0123abc"], "not in the local Hugging Face cache"),
         (["--target", "vae.encoder", "--profile", "real", "--params", "/no/params.yaml"],
          "params file not found"),
+        (["--method", "diffusionguard"], "masked-image conditioning; a img2img dataset has none"),
+        (["--method", "sds-minus", "--preset", "mist"], "preset mist is for mist"),
+        (["--method", "advdm", "--t-min", "9", "--t-max", "3"], "need 0 <= t_min <= t_max"),
+        (["--method", "mist", "--semantic-weight", "-1"], "semantic_weight must be >= 0"),
+        (["--method", "advdm", "--t-max", "1000"], "t_max 1000 is past this model's"),
     ],
 )
 def test_bad_options_give_one_line_and_exit_2(datasets_dir, tmp_path, tiny_dir, args, message):
@@ -117,6 +123,21 @@ def test_bad_options_give_one_line_and_exit_2(datasets_dir, tmp_path, tiny_dir, 
     assert message in result.output
     assert result.output.strip().count("\n") == 0
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_runs_a_protection_mask_aware_on_inpainting(datasets_dir, tmp_path, tiny_dir):
+    out = tmp_path / "sdst"
+    result = cli(datasets_dir / "inpaint", "--out", out, "--method", "sdst", "--tiny-dir",
+                 tiny_dir, "--steps", "2", "--prompts", "0", "--attack-prompt", "a photo")
+    assert result.exit_code == 0, result.output
+    assert "2 adversarial images (sdst)" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    params = manifest["attack"]["params"]
+    assert manifest["attack"]["objective"] == "minimize" and params["mask_aware"]
+    assert (params["attack_prompt"], params["semantic_weight"]) == ("a photo", 5.0)
+    assert verify(out) == []
+    for row in iter_rows(out):
+        assert 0 < row["linf"] <= 16 / 255 + 1e-6 and len(row["loss_trace"]) == 2
 
 
 def test_a_dataset_of_the_wrong_task_is_refused(datasets_dir, tmp_path, tiny_dir):
@@ -159,6 +180,11 @@ def test_stage_reads_its_params_section(datasets_dir, tmp_path, tiny_dir):
     again = attack_from_params(datasets_dir / "img2img", tmp_path / "s", "vae.quant_conv",
                                params, tiny_dir)
     assert again["attack"]["params"]["iterations"] == 2
+    params["attack"]["advdm"] = {"iterations": 1, "t_max": 500}
+    advdm = attack_from_params(datasets_dir / "img2img", tmp_path / "p", "advdm", params,
+                               tiny_dir)
+    assert advdm["attack"]["method"] == "advdm" and advdm["attack"]["target"] is None
+    assert (advdm["attack"]["params"]["iterations"], advdm["attack"]["params"]["t_max"]) == (1, 500)
     params["attack"]["limits"] = 3
     with pytest.raises(LdmdataError, match="unknown key"):
         attack_from_params(datasets_dir / "img2img", tmp_path / "s", "vae.quant_conv",

@@ -6,13 +6,12 @@ import re
 import numpy as np
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
-from attack_data import PROMPTS, make_dataset, scene
+from helpers.attack_data import PROMPTS, make_dataset, scene
+from helpers.cli import command
 from ldmdata.attacks.params import resolve_params
 from ldmdata.attacks.runner import Attacker, attack, to_tensor
-from ldmdata.cli.attack import attack_command
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.edit.runner import EditOptions, edit
 from ldmdata.errors import LdmdataError
@@ -20,8 +19,7 @@ from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 
 FAST = {"iterations": 3, "num_inference_steps": 2}
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(attack_command)
+app = command("attack")
 
 
 def cli(*args):

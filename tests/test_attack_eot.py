@@ -6,33 +6,24 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 from typer.testing import CliRunner
 
-from attack_data import PROMPTS, make_dataset, scene
+from helpers.attack_data import PROMPTS, make_dataset, scene
+from helpers.cli import command
 from ldmdata.attacks.eot import EotTransforms, parse_eot, split_eot
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.params import resolve_params
 from ldmdata.attacks.runner import Attacker, RunOptions, attack, attack_from_params, to_tensor
-from ldmdata.cli.attack import attack_command
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
-from ldmdata.purify import Defender, derive_seed, parse_defence
+from ldmdata.purify import Defender, parse_defence
+from ldmdata.seeds import derive_seed
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(attack_command)
+app = command("attack")
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from attack_data import PROMPTS, scene
+from helpers.attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import (
     EditBatch,
     EditForward,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from attack_data import PROMPTS, scene
+from helpers.attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import EditBatch, EditSettings, FeatureRecorder, plan_stop
 from ldmdata.attacks.forward_editors import Pix2PixForward, UpscaleForward, make_forward
 from ldmdata.attacks.runner import to_tensor

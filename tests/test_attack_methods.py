@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from attack_data import PROMPTS, scene
+from helpers.attack_data import PROMPTS, scene
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.methods import quantize
 from ldmdata.attacks.params import resolve_params

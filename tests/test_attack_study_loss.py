@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torchvision.transforms import ToPILImage
 
-from attack_data import make_dataset
+from helpers.attack_data import make_dataset
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.methods import quantize
 from ldmdata.attacks.params import resolve_params

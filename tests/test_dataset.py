@@ -10,8 +10,8 @@ from filelock import FileLock
 from PIL import Image as PILImage
 
 from ldmdata.dataset import ShardedWriter, iter_rows, load, read_manifest, verify
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 
 FEATURES = Features({
     "id": Value("string"), "image": Image(), "mask": Image(), "score": Value("float32"),

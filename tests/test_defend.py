@@ -5,14 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
 import ldmdata.purify.impress as impress_module
-from attack_data import scene
-from eval_data import FAST, make_world, one_thread
-from ldmdata.cli.defend import defend_command
+from helpers.attack_data import scene
+from helpers.cli import command
+from helpers.eval_data import FAST
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.defend import Defender, DefendOptions, defend, make_defence, parse_defence
 from ldmdata.edit import EditOptions, edit
@@ -20,24 +19,12 @@ from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
-from ldmdata.purify import derive_seed
 from ldmdata.purify import spec as purify_spec
 from ldmdata.purify.diffusion import grid_boxes, gridpure
+from ldmdata.seeds import derive_seed
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(defend_command)
+app = command("defend")
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_dir):
-    return make_world(tmp_path_factory.mktemp("defend_world"), tiny_dir, n=2)
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -128,7 +115,7 @@ def test_parse_forms_agree():
 def test_defending_a_set_records_the_defence_and_the_input(world, tmp_path):
     out = tmp_path / "defended"
     manifest = defend(world["adversarial"], out, "jpeg:quality=40")
-    assert manifest["kind"] == "defended" and manifest["n"] == 4
+    assert manifest["kind"] == "defended" and manifest["n"] == 6  # 3 samples x 2 prompts
     assert manifest["defence"] == {"method": "jpeg", "params": {"quality": 40},
                                    "label": "jpeg(quality=40)"}
     assert manifest["input"]["dvc_hash"] == dvc_hash(world["adversarial"])

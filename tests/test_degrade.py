@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from ldmdata.degrade import (
+from ldmdata.builders.degrade import (
     DEGRADATIONS,
     INTERPOLATIONS,
     KERNEL_TYPES,
@@ -266,7 +266,7 @@ def test_resize_matches_torch_interpolate():
 
 @pytest.mark.parametrize("fft_cost", [0.0, 1e12])  # always the FFT path / always separable
 def test_blur_resize_equals_filter_then_resize(monkeypatch, fft_cost):
-    import ldmdata.degrade as degrade
+    import ldmdata.builders.degrade as degrade
 
     monkeypatch.setattr(degrade, "_FFT_COST", fft_cost)
     rng = np.random.default_rng(4)

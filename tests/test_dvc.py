@@ -37,11 +37,15 @@ def project(tmp_path_factory):
     params = yaml.safe_load((root / "params.yaml").read_text())
     for task in ("inpaint", "img2img", "sr"):
         params[f"build_{task}"].update(n=6, size=64, shard_size=4)
-    # the default pipeline, smaller: two bim targets and one PhotoGuard attack per task
+    # the default pipeline, smaller: two bim targets, one PhotoGuard attack and one protection
+    # per task, and DiffusionGuard on inpainting
     params["attack"].update(targets=["vae.encoder", "unet.cross_attn"],
                             photoguard=["photoguard-encoder"],
+                            protections=["sds-minus"], inpaint_protections=["diffusionguard"],
                             bim={"iterations": 2, "num_inference_steps": 2},
-                            **{"photoguard-encoder": {"iterations": 3}})
+                            **{"photoguard-encoder": {"iterations": 3},
+                               "sds-minus": {"iterations": 2},
+                               "diffusionguard": {"iterations": 2}})
     params["edit"].update(num_inference_steps=2, runs={
         "ip2p": {"editor": "ip2p", "attacks": ["vae.encoder"]},
         "prompt1": {"prompt_index": 1, "attacks": ["vae.encoder"]},
@@ -61,8 +65,9 @@ def project(tmp_path_factory):
 STAGES = ["models_tiny", "build_inpaint", "build_img2img", "build_sr"] + [
     f"{kind}@{task}-{name}" for task in ("img2img", "inpaint")
     for kind, name in (("attack", "vae.encoder"), ("attack", "unet.cross_attn"),
-                       ("photoguard", "photoguard-encoder"))
-] + ["edit@img2img", "edit@inpaint", "evaluate", "report"]
+                       ("photoguard", "photoguard-encoder"), ("protect", "sds-minus"))
+] + ["protect_inpaint@inpaint-diffusionguard", "edit@img2img", "edit@inpaint", "evaluate",
+     "report"]
 
 
 def test_repro_runs_the_whole_pipeline_then_nothing(project):
@@ -100,7 +105,8 @@ def test_metrics_plots_report_and_trace(project):
     assert "img2img/vae.encoder" in page
 
     report = (project / "reports/report.md").read_text()
-    for row in ("vae.encoder", "unet.cross_attn", "photoguard-encoder", "jpeg(quality=75)"):
+    for row in ("vae.encoder", "unet.cross_attn", "photoguard-encoder", "sds-minus",
+                "diffusionguard", "jpeg(quality=75)"):
         assert row in report
     assert "Model transfer" in report and "Prompt transfer" in report
 

@@ -5,36 +5,23 @@ import json
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from attack_data import make_dataset
-from eval_data import FAST, make_attack_set, make_sr_dataset, make_world, one_thread
-from ldmdata.cli.edit import edit_command
+from helpers.attack_data import make_dataset
+from helpers.cli import command
+from helpers.eval_data import FAST, make_attack_set, make_sr_dataset
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.edit import EditOptions, edit, resolve_edit_params
-from ldmdata.edit.plan import edit_from_params
+from ldmdata.edit.plan import attack_names, edit_from_params
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(edit_command)
+app = command("edit")
 runner = CliRunner()
 CPU = EditOptions(batch_size=4, device="cpu")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_dir):
-    return make_world(tmp_path_factory.mktemp("edit_world"), tiny_dir)
 
 
 def test_an_edit_is_the_diffusers_pipeline_called_directly(world, tmp_path, tiny_dir):
@@ -217,3 +204,12 @@ def test_the_stage_runs_default_transfer_and_defence_runs(world, tmp_path, tiny_
     params["edit"]["runs"]["bad"] = {"attacks": ["vae.decoder"]}
     with pytest.raises(LdmdataError, match="vae.decoder are not in attack.targets"):
         edit_from_params("img2img", world["dataset"], attacks, out, params, tiny_dir)
+
+
+def test_the_edit_stage_takes_every_attack_list_of_its_task():
+    attack = {"targets": ["vae.encoder"], "photoguard": ["photoguard-encoder"],
+              "protections": ["advdm", "sds-minus"], "inpaint_protections": ["diffusionguard"]}
+    assert attack_names(attack, "img2img") == [
+        "vae.encoder", "photoguard-encoder", "advdm", "sds-minus"]
+    assert attack_names(attack, "inpaint")[-1] == "diffusionguard"
+    assert attack_names({"targets": None}, "inpaint") == []

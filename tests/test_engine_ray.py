@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from attack_data import make_dataset
+from helpers.attack_data import make_dataset
+from helpers.cli import command
 from ldmdata.attacks import runner
 from ldmdata.attacks.runner import RunOptions, attack, attack_from_params
-from ldmdata.build import build_dataset
-from ldmdata.cli.attack import attack_command
+from ldmdata.builders import build_dataset
 from ldmdata.defend import DefendOptions, defend
 from ldmdata.edit import EditOptions, edit
 from ldmdata.edit.plan import edit_from_params
@@ -27,8 +26,6 @@ from ldmdata.errors import LdmdataError
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(attack_command)
 KWARGS = dict(method="photoguard-encoder", overrides={"iterations": 2})
 FAST_EDIT = {"num_inference_steps": 2}
 TESTS = Path(__file__).parent
@@ -161,7 +158,7 @@ def test_a_killed_worker_is_retried_and_the_result_is_unchanged(dataset, tmp_pat
 
 
 def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return CliRunner().invoke(command("attack"), [str(a) for a in args])
 
 
 def test_more_gpus_than_the_cluster_has_is_one_line_and_exit_2(dataset, tmp_path, tiny_dir):

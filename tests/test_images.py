@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from corpus import HEIGHT, WIDTH, bomb_png, scene, write_bad_corpus
+from helpers.corpus import HEIGHT, WIDTH, bomb_png, scene, write_bad_corpus
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import InputRejected, LdmdataError
-from ldmdata.images import encode_png, load_rgb
 from ldmdata.sources import FolderSource
 from ldmdata.sources.base import SourceItem
+from ldmdata.sources.decode import load_rgb
 
 RED, BLUE, WHITE = (220, 30, 30), (30, 30, 220), (255, 255, 255)
 

@@ -7,39 +7,25 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-import typer
 from torchmetrics.image.fid import FrechetInceptionDistance
 from typer.testing import CliRunner
 
-from attack_data import scene
-from eval_data import FAST, make_world, one_thread
-from ldmdata.cli.evaluate import evaluate_command
+from helpers.attack_data import scene
+from helpers.cli import command
+from helpers.eval_data import FAST
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
-from ldmdata.metrics import bootstrap_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
-from ldmdata.metrics.evaluation import _fid
+from ldmdata.metrics import cluster_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
+from ldmdata.metrics.evaluation import DEFAULTS, _fid
 from ldmdata.metrics.features import ClipImageFeatures, Precomputed, as_uint8, choose_features
 from ldmdata.metrics.functional import ms_ssim_betas
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import dvc_hash
-from ldmdata.trace import PARQUET_KEY
+from ldmdata.provenance import PARQUET_KEY, dvc_hash
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(evaluate_command)
+app = command("evaluate")
 runner = CliRunner()
 QUICK = {"device": "cpu", "bootstrap": 200, "set_bootstrap": 10}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, tiny_dir):
-    return make_world(tmp_path_factory.mktemp("metrics_world"), tiny_dir)
 
 
 def clip_ref(tiny_dir):
@@ -77,11 +63,13 @@ def test_ms_ssim_uses_the_scales_the_image_size_allows():
 
 def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(0).normal(5, 1, 50).tolist() + [float("nan")]
-    one, two = bootstrap_mean(values, 500, seed=1), bootstrap_mean(values, 500, seed=1)
+    clusters = [i // 5 for i in range(51)]
+    one, two = cluster_mean(values, clusters, 500, seed=1), cluster_mean(values, clusters, 500, 1)
     assert one == two and one["n"] == 50 and one["n_dropped"] == 1
+    assert one["n_clusters"] == 10 and one["ci_unit"] == "image"
     assert one["ci_low"] < one["mean"] < one["ci_high"]
-    assert bootstrap_mean(values, 500, seed=2)["ci_low"] != one["ci_low"]
-    assert bootstrap_mean([], 10, 0)["mean"] is None
+    assert cluster_mean(values, clusters, 500, seed=2)["ci_low"] != one["ci_low"]
+    assert cluster_mean([], [], 10, 0)["mean"] is None
 
 
 def test_clip_feature_fid_of_a_set_against_itself_is_zero(tiny_dir):
@@ -105,11 +93,16 @@ def test_evaluate_writes_summary_table_and_provenance(world, tmp_path, tiny_dir)
     m = summary["metrics"]
     assert set(m) == {"psnr", "ssim", "ms_ssim", "clip_score", "clip_score_reference", "fid",
                       "fid_reference", "is", "is_reference"}
+    assert summary["protocol"] == summary["labels"]["protocol"] == "ldmdata"
     assert m["psnr"]["n"] == 6 and m["psnr"]["cap_db"] == 100.0 and m["psnr"]["mean"] < 100
+    assert {v["ci_unit"] for v in m.values()} == {"image"}
+    assert {v["n_clusters"] for v in m.values()} == {3}
+    assert m["psnr"]["statistic"] == "mean" and m["fid"]["statistic"] == "set"
     assert m["ssim"]["ci_low"] <= m["ssim"]["mean"] <= m["ssim"]["ci_high"] < 1
     assert m["ms_ssim"]["scales"] == [3] and m["ms_ssim"]["higher_is_better"] is True
     assert m["fid"]["features"].startswith("clip (tiny:clip)") and m["fid"]["n_sources"] == 3
-    assert m["fid"]["higher_is_better"] is False and m["fid"]["value"] > 0
+    assert m["fid"]["higher_is_better"] is False and m["fid"]["mean"] > 0
+    assert m["fid"]["ci_low"] <= m["fid"]["ci_high"] and m["is"]["ci_low"] <= m["is"]["ci_high"]
     assert "zero-shot" in m["is"]["features"] and m["is"]["splits"] == 1
     assert summary["labels"]["attack_target"] == "vae.encoder"
     prov = summary["provenance"]
@@ -136,7 +129,7 @@ def test_edits_against_themselves_score_perfectly(world, tmp_path, tiny_dir):
     m = summary["metrics"]
     assert m["psnr"]["mean"] == 100.0 and m["psnr"]["n_capped"] == 6
     assert m["ssim"]["mean"] == pytest.approx(1.0) and m["ms_ssim"]["mean"] == pytest.approx(1.0)
-    assert m["fid"]["value"] == pytest.approx(m["fid_reference"]["value"])
+    assert m["fid"]["mean"] == pytest.approx(m["fid_reference"]["mean"])
     assert "clip_score" not in m and "is" not in m
 
 
@@ -156,7 +149,8 @@ def test_the_reference_must_match_the_edit_settings(world, tmp_path, tiny_dir):
 @pytest.mark.parametrize("given, message", [
     ({"metrics": ["psnr", "lpips"]}, "unknown lpips"),
     ({"psnr_cap": -1}, "psnr_cap must be a positive number"),
-    ({"ssim_kernel": 4}, "ssim_kernel must be an odd integer"),
+    ({"ssim_kernel": 11}, "unknown key"),
+    ({"protocol": "paper"}, "protocol must be one of ldmdata, study"),
     ({"confidence": 1.5}, r"confidence must be in \(0, 1\)"),
     ({"features": "dino"}, "unknown features 'dino'"),
     ({"features": "inception"}, "features inception asked for, but"),
@@ -179,12 +173,36 @@ def test_cli_evaluates_and_bad_options_exit_2(world, tmp_path, tiny_dir):
     ok = runner.invoke(app, [*base, "--out", str(tmp_path / "m.json"), "--metrics",
                              "psnr,ssim", "--bootstrap", "50"])
     assert ok.exit_code == 0, ok.output
-    assert ok.output.startswith(f"{tmp_path / 'm.json'}: psnr ")
+    assert ok.output.startswith(f"{tmp_path / 'm.json'} (ldmdata protocol): psnr ")
     assert (tmp_path / "m.parquet").exists()
-    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "x.json"), "--metrics", "psnr,foo"])
-    assert bad.exit_code == 2
-    assert bad.output.strip().startswith("error: evaluate metrics: unknown foo")
-    assert len(bad.output.strip().splitlines()) == 1
+    for option, message in ((["--metrics", "psnr,foo"], "evaluate metrics: unknown foo"),
+                            (["--protocol", "paper"], "protocol must be one of"),
+                            (["--psnr-cap", "high"], "--psnr-cap takes a number of dB or none")):
+        bad = runner.invoke(app, [*base, "--out", str(tmp_path / "x.json"), *option])
+        assert bad.exit_code == 2
+        assert bad.output.strip().startswith(f"error: {message}")
+        assert len(bad.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_psnr_cap_defaults_to_the_library_and_none_keeps_inf(world, tmp_path, tiny_dir):
+    base = [str(world["clean_edits"]), "--reference", str(world["clean_edits"]), "--dataset",
+            str(world["dataset"]), "--tiny-dir", str(tiny_dir), "--device", "cpu",
+            "--metrics", "psnr", "--bootstrap", "20"]
+    default = runner.invoke(app, [*base, "--out", str(tmp_path / "d.json")])
+    assert default.exit_code == 0, default.output
+    psnr_default = json.loads((tmp_path / "d.json").read_text())["metrics"]["psnr"]
+    assert psnr_default["cap_db"] == DEFAULTS["psnr_cap"] == psnr_default["mean"]
+    keep = runner.invoke(app, [*base, "--out", str(tmp_path / "k.json"), "--psnr-cap", "none"])
+    assert keep.exit_code == 0, keep.output
+    text = (tmp_path / "k.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    kept = json.loads(text)["metrics"]["psnr"]
+    assert kept["cap_db"] is None and kept["mean"] is None and kept["ci_low"] is None
+    assert kept["n_infinite"] == 6 and kept["n"] == 0
+    assert kept["note"].startswith("6 infinite value(s) left out of the mean and the interval")
+    rows = pq.read_table(tmp_path / "k.parquet").to_pylist()
+    assert all(math.isinf(row["psnr"]) for row in rows)
 
 
 @pytest.fixture(scope="module")
@@ -217,9 +235,9 @@ def test_inception_features_when_the_weights_are_on_disk(world, tmp_path, tiny_d
     m = summary["metrics"]
     assert m["fid"]["features"] == "inception-v3 (torch-fidelity weights) 2048-d pool"
     assert m["is"]["features"] == "inception-v3 (torch-fidelity weights) logits"
-    assert math.isfinite(m["fid"]["value"]) and m["fid"]["value"] > 0
-    assert m["fid"]["ci_low"] <= m["fid"]["ci_high"] and m["is"]["value"] >= 1
+    assert math.isfinite(m["fid"]["mean"]) and m["fid"]["mean"] > 0
+    assert m["fid"]["ci_low"] <= m["fid"]["ci_high"] and m["is"]["mean"] >= 1
     same = evaluate(world["clean_edits"], world["clean_edits"], world["dataset"],
                     tmp_path / "s.json", tmp_path / "s.parquet", clip_ref(tiny_dir), settings)
-    assert same["metrics"]["fid"]["value"] == pytest.approx(
-        same["metrics"]["fid_reference"]["value"])
+    assert same["metrics"]["fid"]["mean"] == pytest.approx(
+        same["metrics"]["fid_reference"]["mean"])

@@ -265,7 +265,7 @@ def test_clip_score_is_100_times_clamped_cosine(clip):
 
 
 def test_llm_prompt_writer(vision_dir):
-    from ldmdata.models.prompts import make_prompt_writer
+    from ldmdata.builders.prompts import make_prompt_writer
 
     writer = make_prompt_writer("llm", ref(vision_dir, "llm"))
     captions = ["A lone motorcycle parked in parking space at night.", "a dog", "x " * 300]
@@ -284,7 +284,7 @@ def test_llm_prompt_writer(vision_dir):
 
 
 def test_llm_prompt_writer_keeps_caption_when_continuation_is_empty(vision_dir, monkeypatch):
-    from ldmdata.models.prompts import LlmPromptWriter
+    from ldmdata.builders.prompts import LlmPromptWriter
 
     writer = LlmPromptWriter(ref(vision_dir, "llm"), max_new_tokens=2)
     monkeypatch.setattr(writer.tokenizer, "batch_decode", lambda ids, **_: ["\n\x07"] * len(ids))
@@ -292,8 +292,8 @@ def test_llm_prompt_writer_keeps_caption_when_continuation_is_empty(vision_dir, 
 
 
 def test_template_prompt_writer_delegates():
-    from ldmdata.models.prompts import make_prompt_writer
-    from ldmdata.text import template_prompts
+    from ldmdata.builders.prompts import make_prompt_writer
+    from ldmdata.builders.text import template_prompts
 
     writer = make_prompt_writer("template", None)
     captions = ["a red car parked on the street", "two dogs in a park"]
@@ -307,7 +307,7 @@ def test_template_prompt_writer_delegates():
 
 
 def test_make_prompt_writer_errors():
-    from ldmdata.models.prompts import make_prompt_writer
+    from ldmdata.builders.prompts import make_prompt_writer
 
     with pytest.raises(LdmdataError, match="needs a model"):
         make_prompt_writer("llm", None)

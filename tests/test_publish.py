@@ -12,17 +12,16 @@ import datasets
 import httpx2
 import huggingface_hub
 import pytest
-import typer
 from datasets import Features, Image, List, Value
 from huggingface_hub import DatasetCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from ldmdata.cli.publish import publish_command
+from helpers.cli import command
 from ldmdata.dataset import ShardedWriter
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.provenance import dvc_hash
 from ldmdata.publish import publish
 
@@ -129,8 +128,7 @@ def online(monkeypatch, tmp_path):
 
 
 # The command on its own app, so these tests do not depend on the other command groups.
-app = typer.Typer()
-app.command("publish")(publish_command)
+app = command()
 
 
 @app.callback()

@@ -4,23 +4,26 @@ import base64
 import json
 
 import pytest
-import typer
 from dvc.render.converter.vega import get_datapoints
 from typer.testing import CliRunner
 
-from eval_data import FAST, make_world, one_thread
-from ldmdata.cli.report import report_command
+from helpers.cli import command
+from helpers.eval_data import FAST, make_world, one_thread
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import evaluate
 from ldmdata.models.refs import ModelRef
+from ldmdata.provenance import read_provenance
 from ldmdata.report import report, report_settings
-from ldmdata.trace import read_provenance, trace
+from ldmdata.trace import trace
 
-app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(report_command)
+app = command("report")
 runner = CliRunner()
 QUICK = {"device": "cpu", "bootstrap": 50, "set_bootstrap": 3}
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_report_holds_the_study_tables_and_grids(metrics_dir, tmp_path):
         assert heading in md, heading
     assert "| none (clean edits) | tiny:sd_img2img | - | - | - |" in md
     assert md.count("![source](images/") == 1
-    images = sorted(p.name for p in (tmp_path / "out" / "images").iterdir())
+    images = sorted(p.name for p in (tmp_path / "out" / "images").glob("*.png"))
     assert len(images) == 4 and images[0].endswith("-0-adversarial.png")
     html = paths["html"].read_text()
     assert html.count("data:image/png;base64,") == 4
@@ -103,6 +106,8 @@ def test_every_report_file_traces_back_to_the_data(metrics_dir, tmp_path):
     ({"metrics": ["psnr", "lpips"]}, "unknown lpips"),
     ({"matrix_metric": "fid"}, "matrix_metric must be a per-sample metric"),
     ({"grid_samples": -1}, "grid_samples must be an integer >= 0"),
+    ({"bootstrap": 1.5}, "bootstrap must be an integer >= 0"),
+    ({"thumb_size": 8}, "thumb_size must be an integer >= 16"),
     ({"colour": "red"}, "unknown key"),
 ])
 def test_bad_report_params_are_one_line_errors(given, message):
@@ -125,7 +130,7 @@ def test_cli_reports_and_bad_input_exits_2(metrics_dir, tmp_path):
 
 def test_the_stages_chain_from_a_real_attack_to_the_report(tmp_path, tiny_dir):
     """attack (the real code, 1 step) -> edit stage -> evaluate stage -> report, traced."""
-    from attack_data import make_dataset
+    from helpers.attack_data import make_dataset
     from ldmdata.attacks import RunOptions, attack
     from ldmdata.edit.plan import edit_from_params
     from ldmdata.metrics.plan import evaluate_from_params
@@ -159,3 +164,122 @@ def test_the_stages_chain_from_a_real_attack_to_the_report(tmp_path, tiny_dir):
     assert result.broken is None
     assert [link.path for link in result.links if link.role == "dataset"] == [
         "data/datasets/img2img"]
+
+
+def _evaluation(tmp_path, ref, defence, values, eps=0.1):
+    """A summary with a per-sample table of ``{(sample_id, prompt_index): ssim}``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ldmdata.report.tables import Evaluation
+
+    table = tmp_path / f"{ref}.parquet"
+    pq.write_table(pa.Table.from_pylist([{"sample_id": s, "prompt_index": k, "ssim": v}
+                                         for (s, k), v in values.items()]), table)
+    labels = {"task": "img2img", "origin": "adversarial", "attack_method": "bim",
+              "attack_target": "vae.encoder", "attack_eps": eps, "defence": defence,
+              "model_transfer": False, "prompt_transfer": False}
+    mean = sum(values.values()) / len(values)
+    return Evaluation(ref, tmp_path / f"{ref}.json", labels, {"ssim": {"mean": mean}},
+                      {"inputs": {}}, table)
+
+
+def test_worst_case_takes_the_strongest_purifier_per_sample(tmp_path):
+    from ldmdata.report.worst_case import cluster_bootstrap, heatmaps, protections
+
+    base = _evaluation(tmp_path, "E1", None, {("a", 0): 0.5, ("a", 1): 0.4, ("b", 0): 0.3})
+    jpeg = _evaluation(tmp_path, "E2", "jpeg", {("a", 0): 0.9, ("a", 1): 0.6, ("b", 0): 0.2})
+    blur = _evaluation(tmp_path, "E3", "blur", {("a", 0): 0.7, ("a", 1): 0.8, ("b", 0): 0.4})
+    other = _evaluation(tmp_path, "E4", None, {("a", 0): 0.6, ("b", 0): 0.5}, eps=0.2)
+    found = protections([base, jpeg, blur, other], "ssim", n_boot=200, seed=1)
+    assert [(p.eps, p.base.ref) for p in found] == [(0.1, "E1"), (0.2, "E4")]
+    p = found[0]
+    assert p.worst[0] == pytest.approx((0.9 + 0.8 + 0.4) / 3)  # per-sample maxima, then mean
+    assert p.unpurified[0] == pytest.approx(0.4)
+    assert dict(p.strongest) == {"jpeg": 1, "blur": 2}
+    assert found[1].worst == (None, None, None)
+    # source image a (2 prompts, mean 0.85) and b (0.4): resampling whole images, every
+    # replicate's mean lies between the two images' means, and both extremes occur
+    mean, low, high = cluster_bootstrap({("a", 0): 0.9, ("a", 1): 0.8, ("b", 0): 0.4}, 2000, 0,
+                                        0.95)
+    assert low == pytest.approx(0.4) and high == pytest.approx(0.85)
+    assert cluster_bootstrap({("a", 0): 0.9}, 100, 0, 0.95) == (0.9, None, None)
+    (heat,) = heatmaps(found, "ssim")
+    assert heat.columns == ["none", "blur", "jpeg", "worst case"]
+    assert heat.cells[("vae.encoder (bim) @ 0.1", "jpeg")] == (pytest.approx(17 / 30), "E2")
+
+
+def test_report_shows_the_worst_case_heatmap_and_budget_curve(metrics_dir, tmp_path):
+    labels = json.loads((metrics_dir / "jpeg.json").read_text())["labels"]
+    assert labels["attack_eps"] == 0.1  # from the adversarial set's attack.params.eps
+    paths = report(metrics_dir, tmp_path / "out", {"grid_samples": 0, "bootstrap": 50})
+    md = paths["markdown"].read_text()
+    assert "### img2img: worst case over purifiers (SSIM)" in md
+    assert "| vae.encoder (bim) | 0.1 |" in md and "| jpeg(quality=30) | jpeg(quality=30) (" in md
+    (none,) = [line for line in md.splitlines() if line.startswith("| none (clean edits) |")]
+    assert none.endswith("| ref of E1 |")  # the reference edits of E1, not E1 itself
+    assert "> **Warning:** These numbers come from the tiny random-weight test models" in md
+    for chart in ("heatmap-img2img.svg", "budget-img2img.svg", "attack-img2img-ssim.svg"):
+        assert f"](images/{chart})" in md
+        assert (tmp_path / "out" / "images" / chart).read_text().startswith("<svg")
+    html = paths["html"].read_text()
+    assert html.count("<svg class='chart'") == md.count(".svg)")
+    assert "chosen from the data (not from 0)" in html and "<script" not in html
+    worst = json.loads(paths["worst_case"].read_text())
+    assert get_datapoints(worst) == worst["data"]
+    (row,) = worst["data"]
+    assert row["attack_eps"] == 0.1 and row["evals"] == ["E1", "E3"]
+    purifiers = json.loads(paths["purifiers"].read_text())["data"]
+    assert [r["purifier"] for r in purifiers] == ["none", "jpeg(quality=30)", "worst case"]
+
+
+def test_the_report_page_loads_offline_in_a_browser(metrics_dir, tmp_path):
+    """Chromium opens report.html: every image decodes, tables and charts render, no request."""
+    from pathlib import Path
+
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    paths = report(metrics_dir, tmp_path / "out", {"grid_samples": 2, "bootstrap": 20})
+    url = paths["html"].resolve().as_uri()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url, wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth])")
+        tables = page.locator("table").count()
+        charts = page.eval_on_selector_all(
+            "svg.chart", "els => els.map(e => e.getBoundingClientRect().width)")
+        banner = page.locator(".banner").inner_text()
+        browser.close()
+    assert requests == [url]  # the page itself, nothing from the network
+    assert len(images) == 8 and all(done and width > 0 for done, width in images)
+    assert tables >= 6 and len(charts) >= 3 and all(width > 0 for width in charts)
+    assert "tiny random-weight test models" in banner
+
+
+def test_inpainting_grids_show_the_mask(tmp_path, tiny_dir):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ldmdata.dataset import iter_rows
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    with one_thread():
+        w = make_world(tmp_path / "data", tiny_dir, task="inpaint", n=1)
+        evaluate(w["adv_edits"], w["clean_edits"], w["dataset"], tmp_path / "metrics/i.json",
+                 tmp_path / "tables/i.parquet", ModelRef("clip", str(tiny_dir / "clip")),
+                 {**QUICK, "metrics": ["ssim"]})
+    paths = report(tmp_path / "metrics", tmp_path / "out",
+                   {"grid_samples": 1, "thumb_size": 64, "metrics": ["ssim"]})
+    md = paths["markdown"].read_text()
+    assert "| source | mask | adversarial | edit of clean | edit of adversarial |" in md
+    (row,) = list(iter_rows(w["dataset"], columns=["mask"], decode_images=False))
+    mask = np.asarray(Image.open(io.BytesIO(row["mask"]["bytes"])).convert("RGB"))
+    shown = np.asarray(Image.open(tmp_path / "out" / "images" / "E1-0-mask.png"))
+    assert mask.shape == (64, 64, 3) and np.array_equal(shown, mask)

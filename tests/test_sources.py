@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from ldmdata.errors import InputRejected, LdmdataError
-from ldmdata.images import load_rgb
 from ldmdata.sources import (
     SCHEMES,
     CocoSource,
@@ -24,6 +23,7 @@ from ldmdata.sources import (
     open_source,
 )
 from ldmdata.sources.coco import decode_rle_string, segmentation_mask
+from ldmdata.sources.decode import load_rgb
 from ldmdata.sources.synthetic import COLORS
 
 # ---------------------------------------------------------------------------------------------
@@ -248,10 +248,10 @@ def coco(tmp_path_factory) -> Path:
                 "segmentation": polygons, "area": area}  # fmt: skip
 
     instances = [
-        # image 2: two cats (polygons) and a small two-part dog that the 5 % rule drops
+        # image 2: two cats (polygons) and a small two-part dog that the 5 % box rule drops
         poly(1, 2, 1, [[20, 10, 60, 10, 60, 50, 20, 50]], 1600.0),
         poly(2, 2, 1, [[70, 10, 100, 10, 100, 30, 70, 30]], 600.0),
-        poly(3, 2, 2, [[5, 60, 15, 60, 15, 75, 5, 75], [100, 60, 110, 60, 110, 70, 100, 70]], 250),
+        poly(3, 2, 2, [[5, 60, 15, 60, 15, 75, 5, 75], [16, 60, 22, 60, 22, 70, 16, 70]], 250),
         # image 5: compressed RLE person, uncompressed RLE bus, four small polygons
         {"id": 4, "image_id": 5, "category_id": 3, "iscrowd": 0, "area": float(PERSON.sum()),
          "segmentation": {"size": [H, W], "counts": _rle_string(_rle_counts(PERSON))}},
@@ -449,7 +449,7 @@ def test_every_source_describes_itself(photos, coco, parquet_dataset):
         f"coco:{coco / 'annotations' / 'captions_val2017.json'}",
         f"hf:{parquet_dataset}",
     ]
-    assert SCHEMES == ("synthetic", "folder", "coco", "hf")
+    assert SCHEMES == ("synthetic", "folder", "coco", "hf", "ldm-robustness")
     for spec in specs:
         source = open_source(spec)
         description = source.describe()

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
+from ldmdata.builders.text import (
+    _phrase_bank,
+    entity_candidates,
+    normalize_caption,
+    template_prompts,
+)
 from ldmdata.errors import InputRejected, LdmdataError
-from ldmdata.text import _phrase_bank, entity_candidates, normalize_caption, template_prompts
 
 SEED_CAPTION = "A lone motorcycle parked in parking space at night."
 

@@ -14,8 +14,8 @@ from dvc.repo import Repo
 from PIL import Image as PILImage
 
 from ldmdata.dataset import ShardedWriter, read_manifest, verify
+from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.provenance import dvc_hash
 from ldmdata.publish.versions import open_dataset
 

@@ -41,3 +41,13 @@ def parse_prompts(text: str) -> str | list[int]:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise LdmdataError(f"--prompts takes 'all' or indices like 0,2; got {text!r}") from None
+
+
+def is_int(value) -> bool:
+    """An integer that is not a bool (YAML's ``true`` is not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """An int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,133 +1,28 @@
-"""Provenance records, and ``trace``: walk a metrics or report file back to its source data.
+"""``trace``: walk a metrics or report file back to its source data, checking every link.
 
-Every output of edit, defend, evaluate and report names each input it read by DVC's own hash
-(:func:`ldmdata.provenance.dvc_hash`, what dvc.lock records) plus the model ids and revisions,
-the params and the code version. :func:`trace` follows those records from a metrics or report
-file through the manifests (edits -> adversarial/defended set -> dataset -> source) and checks
-every link three ways: the hash recorded downstream, the files on disk (re-hashed, and a
+:func:`trace` follows the provenance records (:mod:`ldmdata.provenance`) from a metrics or
+report file through the manifests (edits -> adversarial/defended set -> dataset -> source) and
+checks every link three ways: the hash recorded downstream, the files on disk (re-hashed, and a
 sharded set re-verified against its manifest) and dvc.lock's entry for the path.
-
-Paths are stored relative to the project root (the nearest folder holding ``dvc.yaml`` or
-``.dvc``) when they lie inside one, so a clone traces the same way.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import yaml
 
 from ldmdata.dataset import read_manifest, verify
 from ldmdata.errors import LdmdataError
-from ldmdata.provenance import code_version, dvc_hash
+from ldmdata.provenance import dvc_hash, project_root, read_provenance
 
-PARQUET_KEY = b"ldmdata.provenance"
 # The order a link's inputs are walked in (depth first), so the chain reads downstream-first.
 ROLE_ORDER = ["metrics", "edits", "defended", "adversarial", "clean", "reference_edits",
               "dataset"]
-HTML_MARK = "ldmdata-provenance"
 
 
-# -- records ---------------------------------------------------------------------------------
-def project_root(path: Path) -> Path | None:
-    """The nearest folder at or above ``path`` that holds ``dvc.yaml`` or ``.dvc``."""
-    path = Path(path).resolve()
-    for folder in [path, *path.parents]:
-        if (folder / "dvc.yaml").is_file() or (folder / ".dvc").is_dir():
-            return folder
-    return None
-
-
-def portable_path(path: Path, near: Path | None = None) -> str:
-    """``path`` relative to its project root, else absolute (POSIX form).
-
-    ``near`` is where the record is written: a path in another project (or in none) than
-    ``near`` is stored absolute, so it resolves from the record's side.
-    """
-    path = Path(path).resolve()
-    root = project_root(path.parent)
-    if root is not None and (near is None or project_root(Path(near).resolve()) == root):
-        return path.relative_to(root).as_posix()
-    return path.as_posix()
-
-
-def folder_record(folder: Path, role: str, near: Path | None = None) -> dict:
-    """What a consumer records of a sharded set it read: path, kind, DVC hash, content hash."""
-    manifest = read_manifest(folder)
-    return {
-        "role": role,
-        "path": portable_path(folder, near),
-        "kind": manifest.get("kind"),
-        "dvc_hash": dvc_hash(folder),
-        "content_hash": manifest.get("content_hash"),
-        "n": manifest.get("n"),
-    }
-
-
-def file_record(path: Path, role: str, near: Path | None = None) -> dict:
-    """What a consumer records of a single file it read (a metrics file)."""
-    return {"role": role, "path": portable_path(path, near), "kind": "file",
-            "dvc_hash": dvc_hash(path)}
-
-
-def provenance(inputs: dict[str, dict], models: dict[str, dict], params: dict) -> dict:
-    """The block every metrics and report file carries (dicts only, so DVC plots ignore it)."""
-    return {"inputs": inputs, "models": models, "params": params, "code": code_version()}
-
-
-def source_fingerprint(modules: tuple[str, ...]) -> str:
-    """sha256 over the source files of ``modules`` (packages or modules), for resume checks."""
-    digest = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise LdmdataError(f"cannot find the source of {name}")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for path in files:
-            digest.update(f"{name}:{path.relative_to(origin.parent).as_posix()}".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def embed_html(prov: dict) -> str:
-    """The provenance block as an HTML/Markdown comment (``--`` escaped inside JSON strings)."""
-    text = json.dumps(prov, sort_keys=True).replace("--", "-\\u002d")
-    return f"<!-- {HTML_MARK} {text} -->"
-
-
-def read_provenance(path: Path) -> dict:
-    """The provenance block of a metrics JSON, a per-sample parquet or a report (md/html)."""
-    path = Path(path)
-    if not path.is_file():
-        raise LdmdataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            meta = pq.read_schema(path).metadata or {}
-            found = json.loads(meta[PARQUET_KEY]) if PARQUET_KEY in meta else None
-        elif suffix in (".md", ".html", ".htm"):
-            text = path.read_text()
-            start = text.find(f"<!-- {HTML_MARK} ")
-            found = None
-            if start >= 0:
-                body = text[start + len(HTML_MARK) + 6:]
-                found = json.loads(body[: body.index(" -->")])
-        else:
-            found = json.loads(path.read_text()).get("provenance")
-    except (OSError, ValueError, AttributeError) as err:
-        raise LdmdataError(f"{path}: cannot read its provenance ({type(err).__name__})") from None
-    if not isinstance(found, dict) or "inputs" not in found:
-        raise LdmdataError(f"{path} carries no ldmdata provenance block")
-    return found
-
-
-# -- trace -------------------------------------------------------------------------------------
 @dataclass
 class Link:
     """One file or folder of the chain and what is wrong with it (nothing, when ``ok``)."""

@@ -1,10 +1,12 @@
-"""Adversarial attacks on Stable Diffusion editing: the study's per-module BIM and PhotoGuard.
+"""Adversarial attacks on Stable Diffusion editing: the study's per-module BIM, PhotoGuard,
+and the field's protections (AdvDM, Mist, SDS(+/-), SDST, DiffusionGuard).
 
 ``forward`` differentiates through the editing pipeline's components (``forward_editors``:
 the x4 upscaler and InstructPix2Pix; ``editors``: which model each dataset task attacks),
-``targets`` names the hookable modules, ``methods`` holds the objectives and the
-projected-gradient loop, ``params`` the presets, and ``runner`` attacks a whole dataset (img2img,
-inpaint, or the low-res images of sr) into a new, versioned one.
+``targets`` names the hookable modules, ``methods`` holds the study's and PhotoGuard's
+objectives and the projected-gradient loop, ``protections`` the other objectives, ``eot`` the
+defences an attack can expect, ``params`` the presets, and ``runner`` attacks a whole dataset
+(img2img, inpaint, or the low-res images of sr) into a new, versioned one.
 """
 
 from ldmdata.attacks.forward import EditBatch, EditForward, EditSettings

@@ -13,7 +13,6 @@ EDITORS = ("img2img", "inpaint", "upscale", "ip2p")
 # The editors an attack can target on each dataset task; the first is the default.
 EDITORS_FOR = {"img2img": ("img2img", "ip2p"), "inpaint": ("inpaint",), "sr": ("upscale",)}
 # The dataset column holding the image that is attacked.
-IMAGE_COLUMN = {"img2img": "image", "inpaint": "image", "sr": "lr"}
 # The edit settings each editor's pipeline reads.
 EDIT_SETTINGS = ("num_inference_steps", "strength", "guidance_scale", "image_guidance_scale",
                  "noise_level", "eta")

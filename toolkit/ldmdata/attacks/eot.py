@@ -29,7 +29,8 @@ from PIL import Image
 from ldmdata.attacks.forward import EditBatch, EditForward, EditSettings
 from ldmdata.attacks.methods import Objective
 from ldmdata.errors import LdmdataError
-from ldmdata.purify import Defender, derive_seed, make_defence, split_spec
+from ldmdata.purify import Defender, make_defence, split_spec
+from ldmdata.seeds import derive_seed
 
 DIFFERENTIABLE = ("jpeg", "blur", "noise", "resize")
 BPDA = ("identity", "through")

@@ -159,6 +159,11 @@ class DiffusionForward(ABC):
     def _timesteps(self, scheduler) -> tuple[torch.Tensor, int]:
         """The pipeline's timesteps on ``scheduler`` (set up for a run) and their count."""
 
+    def schedule(self):
+        """A fresh scheduler set up for this edit, and the edit's timesteps."""
+        scheduler = self.new_scheduler()
+        return scheduler, self._timesteps(scheduler)[0]
+
     @property
     def n_stages(self) -> int:
         """Encode + one stage per denoising step + decode."""
@@ -193,6 +198,10 @@ class DiffusionForward(ABC):
         if self.cfg and any(m is module for m in self.unet.modules()):
             return self.guidance_blocks
         return ()
+
+    def cond_embeds(self, prompts: Sequence[str]) -> torch.Tensor:
+        """The conditional embeddings alone (no guidance), cached like :meth:`prompt_embeds`."""
+        return self.prompt_embeds(prompts)[-len(prompts):]
 
     def generators(self, batch: EditBatch) -> list[torch.Generator]:
         return [torch.Generator("cpu").manual_seed(int(s)) for s in batch.seeds]

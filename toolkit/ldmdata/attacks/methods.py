@@ -6,8 +6,6 @@ one shared projected-gradient loop, :func:`attack_loop`, configured by :class:`A
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,12 +17,7 @@ from PIL import Image
 from ldmdata.attacks.forward import EditBatch, EditForward, FeatureRecorder
 from ldmdata.attacks.params import AttackParams
 from ldmdata.errors import LdmdataError
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from any JSON-able parts (stable across runs, machines and batchings)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+from ldmdata.seeds import derive_seed
 
 
 def compared_rows(feature_rows: str, n: int, blocks: tuple[str, ...]) -> slice:
@@ -102,10 +95,22 @@ class FeatureDistortion(Objective):
         return per_sample_mse(outputs, self.clean, len(self.batch), self.rows)
 
 
+def pattern_image(size: tuple[int, int]) -> torch.Tensor:
+    """``1 x 3 x H x W`` in {0, 1}: a black-and-white texture (16 px checks, 4 px diagonal
+    stripes, and their XOR), an offline stand-in for Mist's ``MIST.png`` target."""
+    yy, xx = torch.meshgrid(torch.arange(size[1]), torch.arange(size[0]), indexing="ij")
+    checks = (xx // 16 + yy // 16) % 2
+    stripes = (xx + yy) // 4 % 2
+    return torch.stack([checks ^ stripes, checks, stripes])[None].float()
+
+
 def load_target_image(spec: str, size: tuple[int, int]) -> torch.Tensor:
-    """``1 x 3 x H x W`` in [0, 1]: mid-gray for ``gray``/``zeros``, else the file resized."""
+    """``1 x 3 x H x W`` in [0, 1]: mid-gray for ``gray``/``zeros``, :func:`pattern_image`
+    for ``pattern``, else the file resized."""
     if spec in ("gray", "zeros"):
         return torch.full((1, 3, size[1], size[0]), 0.5)
+    if spec == "pattern":
+        return pattern_image(size)
     try:
         image = Image.open(Path(spec)).convert("RGB").resize(size, Image.Resampling.BICUBIC)
     except OSError as err:

@@ -1,8 +1,10 @@
-"""Attack parameters, the ``paper`` and ``photoguard`` presets, and their validation.
+"""Attack parameters, the presets, and their validation.
 
-Pixels are in [0, 1] throughout (PhotoGuard's published numbers are in [-1, 1] and are halved
-here). ``paper`` is the study's setting (seed-paper.md); ``photoguard`` is PhotoGuard's
-published defaults (its notebooks and official demo, MadryLab/photoguard).
+Pixels are in [0, 1] throughout (PhotoGuard's, Mist's and DiffusionGuard's published numbers
+are in [-1, 1] or 0-255 and are converted here). ``paper`` is the study's setting
+(seed-paper.md); ``photoguard`` is PhotoGuard's published defaults (its notebooks and official
+demo, MadryLab/photoguard); ``advdm``, ``mist``, ``sds`` and ``diffusionguard`` are the
+published defaults of the protections in :mod:`ldmdata.attacks.protections`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,25 @@ from pathlib import Path
 from ldmdata.attacks.editors import check_for_editor, pick_editor
 from ldmdata.errors import LdmdataError
 
-METHODS = ("bim", "photoguard-encoder", "photoguard-diffusion")
-PRESETS = ("paper", "photoguard")
+METHODS = ("bim", "photoguard-encoder", "photoguard-diffusion",
+           "advdm", "mist", "sds-plus", "sds-minus", "sdst", "diffusionguard")
+PRESETS = ("paper", "photoguard",
+           "advdm", "mist", "sds", "diffusionguard")
 NORMS = ("linf", "l2")
 STARTS = ("gaussian", "uniform", "clean")
-TARGET_IMAGES = ("zeros", "gray")
+TARGET_IMAGES = ("zeros", "gray", "pattern")
 FEATURE_ROWS = ("uncond", "cond", "both")
 STORAGES = ("round", "truncate")
+# The methods that push their objective up (the others pull it down).
+MAXIMIZED = ("bim", "advdm", "mist", "sds-plus", "diffusionguard")
+# Each method's default preset (its authors' published setting).
+DEFAULT_PRESETS = {
+    "bim": "paper", "photoguard-encoder": "photoguard", "photoguard-diffusion": "photoguard",
+    "advdm": "advdm", "mist": "mist", "sds-plus": "sds", "sds-minus": "sds", "sdst": "sds",
+    "diffusionguard": "diffusionguard",
+}
+# Inpainting-only methods: they attack the masked-image conditioning of an inpainting model.
+INPAINT_ONLY = ("diffusionguard",)
 
 
 @dataclass(frozen=True)
@@ -31,21 +45,27 @@ class AttackParams:
     or an image file). ``start``: ``gaussian`` (clean + N(0, start_std), the study), ``uniform``
     (clean + U(-eps, eps), PhotoGuard's encoder attack) or ``clean``. ``step_decay`` shrinks the
     step linearly to step/100 over the run (PhotoGuard). ``grad_reps`` averages gradients over
-    that many noise draws (PhotoGuard's diffusion attack). ``mask_aware`` perturbs only the
-    region an inpainting model keeps. ``editor`` is the attacked editing model (see
-    :mod:`ldmdata.attacks.editors`). ``eot`` lists defences the attack expects (see
-    ``ldmdata.attacks.eot``: canonical ``{method, params, bpda}`` entries), each step averaging
-    the loss over ``eot_samples`` draws of them.
+    that many noise draws (PhotoGuard's diffusion attack; the Monte-Carlo samples of the
+    protections). ``mask_aware`` perturbs only the region an inpainting model keeps. ``editor``
+    is the attacked editing model (see :mod:`ldmdata.attacks.editors`). ``eot`` lists defences
+    the attack expects (see ``ldmdata.attacks.eot``: canonical ``{method, params, bpda}``
+    entries), each step averaging the loss over ``eot_samples`` draws of them.
 
     ``feature_rows``: which classifier-free-guidance rows a UNet-target feature loss (bim)
-    compares. The UNet runs on ``[uncond rows, cond rows]``; ``uncond`` is what the study's hook
-    kept (``feature_out[0]``, the batch's first row), ``cond`` the prompt's branch, ``both`` the
-    mean of the two rows' MSEs. Without guidance (``guidance_scale <= 1``) and for VAE targets a
+    compares: ``uncond`` is what the study's hook kept (``feature_out[0]``, the batch's first
+    row), ``cond`` the prompt's branch, ``both`` the mean over the rows' MSEs (see
+    :func:`ldmdata.attacks.methods.compared_rows`). Without guidance and for VAE targets a
     sample has one row, which every choice compares.
 
     ``storage``: how the adversarial image becomes 8 bits. ``round`` rounds the perturbation
     and stays inside the eps ball; ``truncate`` is the study's ``ToPILImage`` on a float tensor
     (``floor(x * 255)``: biased down, |delta| up to one level past eps, 26/255 at eps 0.1).
+
+    The protections (:mod:`ldmdata.attacks.protections`) also read: ``attack_prompt``, the
+    text they condition on (None: the pair's own prompt); ``t_min``/``t_max``, the training
+    timesteps they draw from (inclusive); ``semantic_weight``, the weight of the diffusion
+    loss against the textural one (Mist, SDST); ``mask_shrink``, DiffusionGuard's mask
+    augmentation (largest erosion of the kept region, as a fraction of its equal-area radius).
     """
 
     method: str
@@ -72,11 +92,16 @@ class AttackParams:
     seed: int = 9209
     eot: tuple = ()
     eot_samples: int = 1
+    attack_prompt: str | None = None
+    t_min: int = 0
+    t_max: int = 999
+    semantic_weight: float = 1.0
+    mask_shrink: float = 0.0
 
     @property
     def maximize(self) -> bool:
-        """BIM pushes features away (maximise); PhotoGuard pulls toward a target (minimise)."""
-        return self.method == "bim"
+        """Whether the method pushes its objective up (BIM, AdvDM, ...) or pulls it down."""
+        return self.method in MAXIMIZED
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,8 +123,6 @@ def _paper(method: str, task: str) -> dict:
 
 
 def _photoguard(method: str, task: str) -> dict:
-    if method == "bim":
-        raise LdmdataError("preset photoguard is for the photoguard-* methods; use --preset paper")
     base = _paper(method, task)
     if method == "photoguard-encoder" and task == "img2img":
         # demo_simple_attack_img2img: eps 0.06, step 0.02, 1000 iterations, ||E(x)|| -> 0.
@@ -116,19 +139,96 @@ def _photoguard(method: str, task: str) -> dict:
             "target_image": "zeros", "mask_aware": task == "inpaint"}
 
 
+# The protections' presets. 0-255 budgets are divided by 255; budgets on [-1, 1] pixels halved.
+_EPS16, _STEP1 = 16 / 255, 1 / 255
+
+
+def _advdm(method: str, task: str) -> dict:
+    """AdvDM (Liang et al., ICML 2023) as benchmarked by Diff-Protect (Xue et al., ICLR 2024).
+
+    xavihart/Diff-Protect ``configs/attack/base.yaml`` (epsilon 16, alpha 1, steps 100, on
+    0-255 pixels) with ``attack.mode='advdm' attack.g_mode='+'`` (README), run by advertorch's
+    ``LinfPGDAttack`` (uniform random start); one draw of ``t ~ U[0, 1000)`` and noise per step
+    (the LDM training loss, ``code/diff_mist.py``).
+    """
+    return {**_paper(method, task), "eps": _EPS16, "step_size": _STEP1, "iterations": 100,
+            "start": "uniform", "grad_reps": 1, "t_min": 0, "t_max": 999,
+            "mask_aware": task == "inpaint"}
+
+
+def _mist(method: str, task: str) -> dict:
+    """Mist v1.2 (Liang et al., 2023), psyker-team/mist ``mist_v3.py`` and ``mist_utils.py``.
+
+    Fused mode 2 (the default): ``rate * semantic - textural`` with rate ``10 ** (1 + 3)``,
+    epsilon 16, alpha 1 and 100 steps on 0-255 pixels, uniform random start (the masked
+    ``LinfPGDAttack``), toward the ``MIST.png`` pattern (here the procedural ``pattern``).
+    """
+    return {**_advdm(method, task), "semantic_weight": 1e4, "target_image": "pattern"}
+
+
+def _sds(method: str, task: str) -> dict:
+    """SDS(+), SDS(-) and SDST(-) (Xue et al., "Toward effective protection against diffusion
+    based mimicry through score distillation", ICLR 2024), xavihart/Diff-Protect.
+
+    ``configs/attack/base.yaml``: epsilon 16, alpha 1, steps 100 (0-255 pixels), target_rate 5
+    (SDST's weight of the SDS term against the textural one, target ``MIST.png``);
+    ``code/attacks.py`` ``pgd_sds``: no random start, fixed step, ``t ~ U[0, 1000)``.
+    """
+    values = {**_paper(method, task), "eps": _EPS16, "step_size": _STEP1, "iterations": 100,
+              "start": "clean", "grad_reps": 1, "t_min": 0, "t_max": 999,
+              "mask_aware": task == "inpaint"}
+    if method == "sdst":
+        values.update(semantic_weight=5.0, target_image="pattern")
+    return values
+
+
+def _diffusionguard(method: str, task: str) -> dict:
+    """DiffusionGuard (Choi et al., ICLR 2025), choi403/DiffusionGuard.
+
+    ``config/diffusionguard.yaml``: eps 0.0627 and step 0.00392 on [-1, 1] pixels (8/255 and
+    0.5/255 here), 800 iterations, one noise draw per step, the first timestep of a 4-step
+    schedule from pure noise (strength 1); ``attacks/attack_diffusionguard.py``: the empty
+    prompt, no guidance; ``attacks/common.py``: clean start, masks re-drawn every step by
+    ``contour_shrink`` (here: a seeded erosion + shift, ``mask_shrink``, our approximation).
+    """
+    return {**_paper(method, task), "eps": 8 / 255, "step_size": 0.5 / 255, "iterations": 800,
+            "start": "clean", "grad_reps": 1, "num_inference_steps": 4, "strength": 1.0,
+            "attack_prompt": "", "mask_shrink": 0.5, "mask_aware": True}
+
+
+_PRESETS = {
+    "paper": (_paper, METHODS),
+    "photoguard": (_photoguard, ("photoguard-encoder", "photoguard-diffusion")),
+    "advdm": (_advdm, ("advdm",)),
+    "mist": (_mist, ("mist",)),
+    "sds": (_sds, ("sds-plus", "sds-minus", "sdst")),
+    "diffusionguard": (_diffusionguard, ("diffusionguard",)),
+}
+
+
 def resolve_params(
     method: str, task: str, target: str | None = None, preset: str | None = None,
     overrides: dict | None = None,
 ) -> AttackParams:
-    """The preset for ``method`` (``paper`` for bim, ``photoguard`` otherwise) plus overrides.
+    """The preset for ``method`` (:data:`DEFAULT_PRESETS` unless given) plus overrides.
 
     ``overrides`` maps :data:`OVERRIDABLE` names to values; None values are ignored.
     """
     if method not in METHODS:
         raise LdmdataError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    preset = preset or ("paper" if method == "bim" else "photoguard")
+    if method in INPAINT_ONLY and task != "inpaint":
+        raise LdmdataError(
+            f"{method} attacks an inpainting model's masked-image conditioning; a {task} "
+            "dataset has none (use advdm, mist or sds-*)"
+        )
+    preset = preset or DEFAULT_PRESETS[method]
     if preset not in PRESETS:
         raise LdmdataError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    build, methods = _PRESETS[preset]
+    if method not in methods:
+        fitting = " or ".join(dict.fromkeys(("paper", DEFAULT_PRESETS[method])))
+        raise LdmdataError(f"preset {preset} is for {', '.join(methods)}; --method {method} "
+                           f"takes --preset {fitting}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(given) - set(OVERRIDABLE))
     if unknown:
@@ -140,7 +240,7 @@ def resolve_params(
             f"--target names a module for --method bim; {method} aims at --target-image"
         )
     editor = pick_editor(task, given.pop("editor", None))
-    values = (_paper if preset == "paper" else _photoguard)(method, task)
+    values = build(method, task)
     if "eot" in given:
         from ldmdata.attacks.eot import parse_eot  # eot imports the objectives, which need us
 
@@ -182,6 +282,9 @@ def validate(p: AttackParams) -> None:
         (p.target_image in TARGET_IMAGES or Path(p.target_image).is_file(),
          f"target_image must be {' or '.join(TARGET_IMAGES)} or an image file, "
          f"got {p.target_image!r}"),
+        (0 <= p.t_min <= p.t_max, f"need 0 <= t_min <= t_max, got {p.t_min} and {p.t_max}"),
+        (p.semantic_weight >= 0, f"semantic_weight must be >= 0, got {p.semantic_weight}"),
+        (0 <= p.mask_shrink <= 1, f"mask_shrink must be in [0, 1], got {p.mask_shrink}"),
     ]
     for ok, message in checks:
         if not ok:

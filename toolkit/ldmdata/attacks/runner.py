@@ -7,7 +7,6 @@ exactly the batches an uninterrupted run sees: same seed, same ``content_hash``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,6 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from ldmdata.attacks.editors import IMAGE_COLUMN
 from ldmdata.attacks.eot import EotObjective, EotTransforms, model_kinds
 from ldmdata.attacks.forward import EditBatch, EditSettings, plan_stop
 from ldmdata.attacks.forward_editors import make_forward
@@ -31,16 +29,17 @@ from ldmdata.attacks.methods import (
     FeatureDistortion,
     Objective,
     attack_loop,
-    derive_seed,
     quantize,
 )
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
+from ldmdata.attacks.protections import PROTECTIONS, check_timesteps
 from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
-from ldmdata.dataset.writer import PARTIAL
+from ldmdata.dataset.inputs import IMAGE_COLUMN
+from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
+from ldmdata.dataset.png import encode_png
 from ldmdata.engine import ENGINE_DEFAULTS, Engine, connect, run_batches, run_device
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
@@ -50,6 +49,7 @@ from ldmdata.models.editors import (
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known, parse_prompts
 from ldmdata.provenance import code_version, dvc_hash
+from ldmdata.seeds import derive_seed
 
 KIND = "attack"
 TASKS = tuple(IMAGE_COLUMN)
@@ -68,43 +68,22 @@ FEATURES = datasets.Features({
     "loss_trace": datasets.Sequence(datasets.Value("float64")),
     "iterations": datasets.Value("int32"),
     "seconds": datasets.Value("float64"),  # wall-clock per pair; not part of content_hash
+    "peak_memory_mb": datasets.Value("float64"),  # of the pair's batch; null off-GPU; unhashed
 })
-UNHASHED = ("seconds",)
+UNHASHED = ("seconds", "peak_memory_mb")
 
 
 @dataclass
-class RunOptions:
-    """How to run (not what to compute, except batch_size and dtype, which change the floats)."""
+class RunOptions(JobOptions):
+    """How to attack: which pairs (``prompts``, ``limit``) and how to run (:class:`JobOptions`)."""
 
     prompts: str | list[int] = "all"
-    limit: int | None = None
     batch_size: int = 5
-    device: str = "auto"
-    dtype: str = "float32"
     gradient_checkpointing: bool = False
-    shard_size: int = 1000
-    threads: int | None = None  # torch CPU threads; None leaves torch's choice
-    overwrite: bool = False
-    replace_stale: bool = False  # replace an output made with other settings, resume the same
-    engine: Engine = Engine()  # where the batches run; never part of the output's config
 
     def check(self) -> None:
-        self.engine.check()
-        if self.threads is not None and (
-            not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1
-        ):
-            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
-        if self.batch_size < 1:
-            raise LdmdataError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.limit is not None and self.limit < 1:
-            raise LdmdataError(f"limit must be >= 1, got {self.limit}")
-        if self.prompts != "all" and (
-            not isinstance(self.prompts, list) or not self.prompts
-            or any(not isinstance(k, int) or k < 0 for k in self.prompts)
-        ):
-            raise LdmdataError(
-                f"prompts must be 'all' or a list of indices >= 0, got {self.prompts!r}"
-            )
+        super().check()
+        check_prompts(self.prompts)
 
 
 def check_dataset(folder: Path) -> dict:
@@ -159,17 +138,17 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
 
 
-def batches(pairs, start, batch_size, shard_size, size_of) -> Iterator[tuple[int, int]]:
-    """``(begin, end)`` batches from ``start``: same image size, never across a shard end."""
-    pos = start
-    while pos < len(pairs):
-        end = min(pos + batch_size, len(pairs), (pos // shard_size + 1) * shard_size)
-        size = size_of(pairs[pos][0])
-        stop = pos + 1
-        while stop < end and size_of(pairs[stop][0]) == size:
-            stop += 1
-        yield pos, stop
-        pos = stop
+# method name -> objective builder (attacker, batch, clean images, pair keys)
+OBJECTIVES: dict[str, Callable[..., Objective]] = {
+    "bim": lambda a, batch, x, keys: FeatureDistortion(
+        a.forward, batch, a.module, a.stop, x, a.params.feature_rows),
+    "photoguard-encoder": lambda a, batch, x, keys: EncoderAttack(
+        a.forward, batch, a.params.target_image, a.forward.output_size(x)),
+    "photoguard-diffusion": lambda a, batch, x, keys: DiffusionAttack(
+        a.forward, batch, a.params, keys, a.forward.output_size(x)),
+    **{name: (lambda a, batch, x, keys, cls=cls: cls(a.forward, batch, a.params, x, keys))
+       for name, cls in PROTECTIONS.items()},
+}
 
 
 class Attacker:
@@ -189,15 +168,11 @@ class Attacker:
         if params.method == "bim":
             self.module_path, self.module = resolve_target(pipe, params.target)
             self.stop = plan_stop(self.forward, self.module, params.target)
+        if params.method in PROTECTIONS:
+            check_timesteps(pipe, params)
 
     def objective(self, batch: EditBatch, x: torch.Tensor, keys: list[str]) -> Objective:
-        size = self.forward.output_size(x)
-        if self.params.method == "bim":
-            return FeatureDistortion(self.forward, batch, self.module, self.stop, x,
-                                     self.params.feature_rows)
-        if self.params.method == "photoguard-encoder":
-            return EncoderAttack(self.forward, batch, self.params.target_image, size)
-        return DiffusionAttack(self.forward, batch, self.params, keys, size)
+        return OBJECTIVES[self.params.method](self, batch, x, keys)
 
     def attack(self, x: torch.Tensor, prompts: list[str], keys: list[str],
                repaint: torch.Tensor | None = None) -> dict:
@@ -287,22 +262,23 @@ def attack_dataset(
 
     sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0, image)
 
-    overwrite = options.overwrite or (
-        options.replace_stale and _stored_config(out_dir) not in (None, _normalized(config))
-    )
     with connect(engine), ShardedWriter(
             out_dir, kind=KIND, features=FEATURES, config=config,
-            shard_size=options.shard_size, overwrite=overwrite, unhashed=UNHASHED) as writer:
+            shard_size=options.shard_size, overwrite=options.overwrite,
+            unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        seconds_done = _committed_seconds(out_dir)
+        seconds_done = _committed(out_dir, "seconds")
+        peaks_done = _committed(out_dir, "peak_memory_mb")
         todo = [(begin, end, pairs[begin:end]) for begin, end in batches(
-            pairs, writer.cursor, options.batch_size, options.shard_size, lambda r: sizes[r])]
+            len(pairs), writer.cursor, options.batch_size, options.shard_size,
+            lambda i: sizes[pairs[i][0]])]
         results = run_batches(engine, todo, (lambda: worker) if engine.name == "local"
                               else make_worker, attack_batch)
         for (begin, end, _), records in zip(todo, results, strict=True):
             for i, record in enumerate(records):
                 seconds_done.append(record["seconds"])
+                peaks_done.append(record["peak_memory_mb"])
                 if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
                     raise RuntimeError("a shard closed inside a batch")
             if progress is not None:
@@ -339,7 +315,7 @@ def attack_dataset(
                 "diffusers": diffusers.__version__,
             },
             "code": code_version(),
-            "timing": _timing_summary(seconds_done),
+            "timing": _timing_summary(seconds_done, peaks_done),
         }
         return writer.finish(len(pairs), extra)
 
@@ -390,25 +366,15 @@ class AttackWorkerFactory:
 
 def attack_batch(worker: AttackWorker, batch: tuple[int, int, list]) -> list[dict]:
     """The output rows of one batch ``(begin, end, pairs)``."""
+    device = worker.attacker.forward.device
     t0 = time.perf_counter()
+    _reset_peak_memory(device)
     chunk = [(worker.rows.get(r), k) for r, k in batch[2]]
     out = _attack_chunk(worker.attacker, chunk, worker.task, worker.image)
     seconds = (time.perf_counter() - t0) / len(chunk)
+    out["peak_memory_mb"] = _peak_memory_mb(device)
     return [_output_row(row, k, out, i, worker.attacker.params.iterations, seconds)
             for i, (row, k) in enumerate(chunk)]
-
-
-def _normalized(config: dict) -> dict:
-    return json.loads(json.dumps(config, sort_keys=True))
-
-
-def _stored_config(out_dir: Path) -> dict | None:
-    """The config of the dataset (finished or not) in ``out_dir``, if any."""
-    for path in (out_dir / "manifest.json", out_dir / PARTIAL / "config.json"):
-        if path.is_file():
-            data = json.loads(path.read_text())
-            return data.get("config") if path.name == "manifest.json" else data
-    return None
 
 
 def _image_sizes(folder: Path, manifest: dict, n_rows: int,
@@ -454,20 +420,39 @@ def _output_row(row: dict, k: int, out: dict, i: int, iterations: int, seconds: 
         "loss_trace": trace,
         "iterations": iterations,
         "seconds": seconds,
+        "peak_memory_mb": out["peak_memory_mb"],
     }
 
 
-def _committed_seconds(out_dir: Path) -> list[float]:
-    """The ``seconds`` of the rows an interrupted run already committed (resume)."""
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated since the last reset (weights included), MiB; None off-GPU.
+
+    On a CPU there is no per-batch figure to give (the process's peak RSS only ever grows and
+    holds the models and earlier batches), so the column is null rather than misleading.
+    """
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _committed(out_dir: Path, column: str) -> list:
+    """A column of the rows an interrupted run already committed (resume)."""
     return [v for path in sorted((out_dir / "data").glob("train-*.parquet"))
-            for v in pq.read_table(path, columns=["seconds"]).column("seconds").to_pylist()]
+            for v in pq.read_table(path, columns=[column]).column(column).to_pylist()]
 
 
-def _timing_summary(seconds: list[float]) -> dict:
-    """Wall-clock seconds per (image, prompt) pair over the whole output."""
+def _timing_summary(seconds: list[float], peaks: list[float | None]) -> dict:
+    """Wall-clock seconds per (image, prompt) pair over the whole output, and peak memory."""
+    measured = [v for v in peaks if v is not None]
     return {
         "seconds_total": sum(seconds),
         "seconds_per_sample": sum(seconds) / len(seconds) if seconds else None,
+        "peak_memory_mb": max(measured) if measured else None,
         "cpu_count": os.cpu_count(),
     }
 
@@ -502,9 +487,28 @@ def attack(
     return attack_dataset(dataset_dir, out_dir, params, ref, options, progress, eot_models)
 
 
-def parse_attack_name(name: str) -> tuple[str, str | None]:
-    """A stage's attack name: a PhotoGuard method, or else a bim target."""
-    return (name, None) if name in METHODS else ("bim", name)
+BUDGET_MARK = "-eps"
+
+
+def parse_attack_name(name: str) -> tuple[str, str | None, float | None]:
+    """A stage's attack name: ``(method, bim target, eps)``.
+
+    ``NAME`` is a method other than bim, or else a bim target; ``NAME-epsE`` is the same attack
+    at budget ``E`` (the budget points of ``attack.budgets``, e.g. ``sds-minus-eps0.03``).
+    """
+    base, mark, value = name.rpartition(BUDGET_MARK)
+    eps = None
+    if mark and base:
+        try:
+            eps = float(value)
+        except ValueError:
+            pass  # "-eps" belongs to the name itself
+        else:
+            name = base
+            if not eps > 0:
+                raise LdmdataError(f"attack {name}{mark}{value}: the budget must be > 0")
+    method, target = (name, None) if name in METHODS else ("bim", name)
+    return method, target, eps
 
 
 # params.yaml ``attack`` section: the stage lists (read by dvc.yaml), run options, and one
@@ -512,6 +516,10 @@ def parse_attack_name(name: str) -> tuple[str, str | None]:
 STAGE_DEFAULTS: dict = {
     "targets": [],
     "photoguard": [],
+    "protections": [],
+    "inpaint_protections": [],
+    "sr": [],
+    "budgets": [],
     "preset": None,
     "prompts": "all",
     "limit": None,
@@ -533,7 +541,8 @@ def attack_from_params(
     section = merge_known(STAGE_DEFAULTS, params.get("attack") or {}, "params.yaml attack")
     models = dict(params.get("models") or {})
     profile = models.pop("profile", "tiny")
-    method, target = parse_attack_name(name)
+    method, target, eps = parse_attack_name(name)
+    overrides = {**(section[method] or {}), **({"eps": eps} if eps is not None else {})}
     prompts = section["prompts"]
     options = RunOptions(
         prompts=parse_prompts(prompts) if isinstance(prompts, str) else list(prompts),
@@ -544,11 +553,11 @@ def attack_from_params(
         gradient_checkpointing=section["gradient_checkpointing"],
         shard_size=section["shard_size"],
         threads=section["threads"],
-        replace_stale=True,  # resume an interrupted run (persist: true), replace a stale one
+        overwrite=True,  # resume an interrupted run (persist: true), replace a stale one
         engine=Engine.from_params(section),
     )
     return attack(
         dataset_dir, out_dir, method=method, target=target, preset=section["preset"],
-        overrides=section[method] or {}, profile=profile, models_params=models,
+        overrides=overrides, profile=profile, models_params=models,
         tiny_dir=tiny_dir, options=options,
     )

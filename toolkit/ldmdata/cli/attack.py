@@ -37,7 +37,7 @@ def attack_command(
         "--target", help="Module to attack (bim): a named target or a dotted module path.")] = None,
     method: Annotated[str, Opt("--method", help=" | ".join(METHODS))] = "bim",
     preset: Annotated[str | None, Opt(
-        "--preset", help=f"{' | '.join(PRESETS)} (default: paper for bim, else photoguard)")
+        "--preset", help=f"{' | '.join(PRESETS)} (default: the method's own; bim: paper)")
     ] = None,
     eps: Annotated[float | None, Opt("--eps", help="Perturbation budget in [0,1] pixels.")] = None,
     steps: Annotated[int | None, Opt("--steps", help="Attack iterations.")] = None,
@@ -59,7 +59,19 @@ def attack_command(
     grad_reps: Annotated[int | None, Opt(
         "--grad-reps", help="Gradients averaged over this many noise draws.")] = None,
     target_image: Annotated[str | None, Opt(
-        "--target-image", help="PhotoGuard target: zeros | gray | an image file.")] = None,
+        "--target-image",
+        help="PhotoGuard/Mist/SDST target: zeros | gray | pattern | an image file.")] = None,
+    attack_prompt: Annotated[str | None, Opt(
+        "--attack-prompt",
+        help="Protections: condition on this text (default: the pair's prompt).")] = None,
+    t_min: Annotated[int | None, Opt("--t-min", help="Protections: lowest timestep drawn.")
+    ] = None,
+    t_max: Annotated[int | None, Opt("--t-max", help="Protections: highest timestep drawn.")
+    ] = None,
+    semantic_weight: Annotated[float | None, Opt(
+        "--semantic-weight", help="Mist/SDST: weight of the diffusion loss.")] = None,
+    mask_shrink: Annotated[float | None, Opt(
+        "--mask-shrink", help="DiffusionGuard: mask augmentation strength in [0, 1].")] = None,
     mask_aware: Annotated[bool | None, Opt(
         "--mask-aware/--no-mask-aware",
         help="Inpainting: perturb only the region the model keeps.")] = None,
@@ -117,7 +129,8 @@ def attack_command(
         eta=eta, norm=norm, grad_reps=grad_reps, target_image=target_image,
         mask_aware=mask_aware, feature_rows=feature_rows, storage=storage, editor=editor,
         image_guidance_scale=image_guidance, noise_level=noise_level, eot=eot,
-        eot_samples=eot_samples,
+        eot_samples=eot_samples, attack_prompt=attack_prompt, t_min=t_min, t_max=t_max,
+        semantic_weight=semantic_weight, mask_shrink=mask_shrink,
     )
     options = RunOptions(
         prompts=parse_prompts(prompts), limit=limit, batch_size=batch_size, device=device,

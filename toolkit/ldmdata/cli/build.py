@@ -8,14 +8,16 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ldmdata.build import TASK_DEFAULTS, build_dataset
+from ldmdata.builders import build_dataset
 from ldmdata.cli.common import console, user_errors
 from ldmdata.params import load_params
 
 app = typer.Typer(help="Build a benchmark dataset.", no_args_is_help=True)
 
 N = Annotated[
-    int | None, typer.Option("--n", help="Rows in the finished dataset (rejects do not count).")
+    int | None,
+    typer.Option("--n", help="Rows in the finished dataset (rejects do not count) "
+                 "[default: all of a curated source such as ldm-robustness:, else 100]."),
 ]
 Out = Annotated[
     Path | None,
@@ -25,7 +27,8 @@ Out = Annotated[
 SourceOpt = Annotated[
     str | None,
     typer.Option(
-        help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT]"
+        help="synthetic | folder:PATH | coco:ANN_JSON[:IMAGES] | hf:NAME[:CONFIG][:SPLIT] | "
+        "ldm-robustness:PATH (the study's released dataset folder)"
     ),
 ]
 Seed = Annotated[int | None, typer.Option(help="Seed of every random choice.")]
@@ -75,7 +78,7 @@ def _run(task: str, out: Path, options: dict, source: str | None, profile: str |
         TextColumn("rejected {task.fields[rejected]}"), TimeElapsedColumn(),
         console=console,
     )
-    job = bar.add_task(task, total=section.get("n", TASK_DEFAULTS[task]["n"]), rejected=0)
+    job = bar.add_task(task, total=section.get("n"), rejected=0)  # None: the source decides
 
     def progress(written: int, rejected: int) -> None:
         if not bar.live.is_started:  # first rows: every check has passed, show the bar

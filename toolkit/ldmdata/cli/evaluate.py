@@ -8,12 +8,26 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.metrics.evaluation import DEFAULTS, evaluate
+from ldmdata.errors import LdmdataError
+from ldmdata.metrics.evaluation import DEFAULTS, evaluate, evaluate_settings
+from ldmdata.metrics.protocols import PROTOCOLS
 from ldmdata.models.refs import ModelRef, resolve
 from ldmdata.models.tiny import ensure_tiny_models
 from ldmdata.params import load_params
 
 Opt = typer.Option
+
+
+def parse_psnr_cap(text: str | None) -> dict:
+    """``--psnr-cap``: a number of dB, or ``none`` to keep inf; not given: the library's."""
+    if text is None:
+        return {}
+    if text.strip().lower() in ("none", "null"):
+        return {"psnr_cap": None}
+    try:
+        return {"psnr_cap": float(text)}
+    except ValueError:
+        raise LdmdataError(f"--psnr-cap takes a number of dB or none, got {text!r}") from None
 
 
 @user_errors
@@ -25,20 +39,28 @@ def evaluate_command(
     out: Annotated[Path, Opt("--out", help="Summary JSON (DVC metrics).")],
     table: Annotated[Path | None, Opt(
         "--table", help="Per-sample parquet (default: next to --out).")] = None,
-    metrics: Annotated[str, Opt("--metrics", help="Comma-separated subset of: "
-                                                  + ", ".join(DEFAULTS["metrics"]))
-    ] = ",".join(DEFAULTS["metrics"]),
-    features: Annotated[str, Opt(
-        "--features", help="FID/IS features: auto | clip | inception")] = "auto",
+    protocol: Annotated[str | None, Opt("--protocol", help=(
+        f"{' | '.join(PROTOCOLS)}: ours (scikit-image's SSIM/PSNR per pair) or the study's "
+        f"code (JPEG, 512 px, pooled PSNR, SSIM on 0-255) (default: {DEFAULTS['protocol']})"))
+    ] = None,
+    metrics: Annotated[str | None, Opt("--metrics", help=(
+        f"Comma-separated subset of: {', '.join(DEFAULTS['metrics'])} (default: all)"))] = None,
+    features: Annotated[str | None, Opt("--features", help=(
+        f"FID/IS features: auto | clip | inception (default: {DEFAULTS['features']})"))] = None,
     inception_weights: Annotated[str | None, Opt(
         "--inception-weights", help="torch-fidelity Inception weights file.")] = None,
-    psnr_cap: Annotated[float, Opt(
-        "--psnr-cap", help="dB reported for identical images (0 = keep inf).")] = 100.0,
-    bootstrap: Annotated[int, Opt("--bootstrap", help="Bootstrap resamples.")] = 1000,
-    set_bootstrap: Annotated[int, Opt(
-        "--set-bootstrap", help="Resamples for the FID / IS intervals.")] = 100,
-    seed: Annotated[int, Opt("--seed", help="Bootstrap seed.")] = 0,
-    batch_size: Annotated[int, Opt("--batch-size", help="Images per metric batch.")] = 16,
+    psnr_cap: Annotated[str | None, Opt("--psnr-cap", help=(
+        "dB reported for identical images, or none to keep inf (left out of the mean and "
+        f"counted) (default: {DEFAULTS['psnr_cap']})"))] = None,
+    bootstrap: Annotated[int | None, Opt("--bootstrap", help=(
+        f"Cluster-bootstrap resamples (default: {DEFAULTS['bootstrap']})"))] = None,
+    set_bootstrap: Annotated[int | None, Opt("--set-bootstrap", help=(
+        f"Resamples for the FID / IS intervals (default: {DEFAULTS['set_bootstrap']})"))
+    ] = None,
+    seed: Annotated[int | None, Opt(
+        "--seed", help=f"Bootstrap seed (default: {DEFAULTS['seed']})")] = None,
+    batch_size: Annotated[int | None, Opt("--batch-size", help=(
+        f"Images per metric batch (default: {DEFAULTS['batch_size']})"))] = None,
     clip_model: Annotated[str | None, Opt(
         "--clip-model", help="CLIP Hub id or local folder (default: the profile's).")] = None,
     profile: Annotated[str, Opt("--profile", help="tiny | real")] = "tiny",
@@ -46,14 +68,23 @@ def evaluate_command(
     ] = None,
     params_file: Annotated[Path, Opt("--params", help="params.yaml (profile real).")
     ] = Path("params.yaml"),
-    device: Annotated[str, Opt("--device", help="auto | cpu | cuda[:N]")] = "auto",
-    precision: Annotated[str, Opt(
-        "--precision", help="PSNR/SSIM/MS-SSIM in float64 (exact) or float32 (fast on CPU).")
-    ] = "float64",
+    device: Annotated[str | None, Opt(
+        "--device", help=f"auto | cpu | cuda[:N] (default: {DEFAULTS['device']})")] = None,
+    precision: Annotated[str | None, Opt("--precision", help=(
+        "PSNR/SSIM/MS-SSIM in float64 (exact) or float32 (fast on CPU) "
+        f"(default: {DEFAULTS['precision']})"))] = None,
     threads: Annotated[int | None, Opt(
         "--threads", help="torch CPU threads (default: torch's choice).")] = None,
 ) -> None:
     """PSNR, SSIM, MS-SSIM vs the clean edits, CLIP score, FID and IS, with provenance."""
+    given = {
+        "protocol": protocol, "features": features, "inception_weights": inception_weights,
+        "bootstrap": bootstrap, "set_bootstrap": set_bootstrap, "seed": seed,
+        "batch_size": batch_size, "device": device, "precision": precision, "threads": threads,
+        "metrics": [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None,
+    }
+    settings = evaluate_settings({**{k: v for k, v in given.items() if v is not None},
+                                  **parse_psnr_cap(psnr_cap)})
     if clip_model:
         clip = ModelRef("clip", clip_model, None)
     else:
@@ -61,17 +92,10 @@ def evaluate_command(
         clip = resolve("clip", profile, models, tiny_dir)
         if profile == "tiny":
             ensure_tiny_models(Path(clip.id).parent, ["clip"])
-    settings = {
-        "metrics": [m.strip() for m in metrics.split(",") if m.strip()],
-        "features": features, "inception_weights": inception_weights,
-        "psnr_cap": psnr_cap or None, "bootstrap": bootstrap, "set_bootstrap": set_bootstrap,
-        "seed": seed, "batch_size": batch_size, "device": device, "precision": precision,
-        "threads": threads,
-    }
     table = table or out.with_suffix(".parquet")
     summary = evaluate(edits_dir, reference, dataset, out, table, clip, settings)
     shown = []
     for name, entry in summary["metrics"].items():
-        value = entry.get("mean", entry.get("value"))
+        value = entry["mean"]
         shown.append(f"{name} {value:.4g}" if value is not None else f"{name} n/a")
-    console.print(f"{out}: {', '.join(shown)}", markup=False)
+    console.print(f"{out} ({summary['protocol']} protocol): {', '.join(shown)}", markup=False)

@@ -91,7 +91,7 @@ def sigterm_interrupts():
 def _image_cell(value) -> dict:
     if isinstance(value, bytes):
         return {"bytes": value, "path": None}
-    raise TypeError("image columns take PNG bytes (encode with ldmdata.images.encode_png)")
+    raise TypeError("image columns take PNG bytes (encode with ldmdata.dataset.png.encode_png)")
 
 
 class ShardedWriter:

@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.edit.inputs import DEFENDED, InputSet, normalized, open_input, stored_config
-from ldmdata.engine import Engine, connect, run_batches, run_device
+from ldmdata.dataset.inputs import DEFENDED, InputSet, open_input
+from ldmdata.dataset.jobs import JobOptions, batches
+from ldmdata.dataset.png import encode_png
+from ldmdata.engine import connect, run_batches, run_device
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
@@ -24,9 +25,8 @@ from ldmdata.models.editors import (
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import code_version
+from ldmdata.provenance import code_version, source_fingerprint
 from ldmdata.purify import Defence, Defender, parse_defence
-from ldmdata.trace import source_fingerprint
 
 # The code that decides a defence's pixels: a set made by other code is redone, not resumed.
 CODE = ("ldmdata.defend", "ldmdata.purify", "ldmdata.models.editors")
@@ -43,27 +43,10 @@ FEATURES = datasets.Features({
 
 
 @dataclass
-class DefendOptions:
-    limit: int | None = None
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "float32"
-    shard_size: int = 1000
-    threads: int | None = None  # torch CPU threads (model defences); None: torch's choice
-    overwrite: bool = False
-    replace_stale: bool = False
-    engine: Engine = Engine()  # where the batches run; never part of the output's config
+class DefendOptions(JobOptions):
+    """How to defend a set (:class:`JobOptions`; ``limit`` counts samples)."""
 
-    def check(self) -> None:
-        self.engine.check()
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
-        for name in ("batch_size", "shard_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LdmdataError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise LdmdataError(f"limit must be an integer >= 1, got {self.limit!r}")
+    batch_size: int = 8
 
 
 def _change(before: Image.Image, after: Image.Image) -> tuple[float, float]:
@@ -105,23 +88,14 @@ def defend_dataset(
         "threads": options.threads if kind is not None else None,
         "code": source_fingerprint(CODE),
     }
-    overwrite = options.overwrite or (
-        options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
-    )
     rows = list(_rows_to_defend(images, options.limit))
     with connect(options.engine), ShardedWriter(
             Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
-            shard_size=options.shard_size, overwrite=overwrite) as writer:
+            shard_size=options.shard_size, overwrite=options.overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
         make_worker = DefendWorkerFactory(images, defence, model, device, dtype, options.threads)
-        todo = []
-        pos = writer.cursor
-        while pos < len(rows):
-            end = min(pos + options.batch_size, len(rows),
-                      (pos // options.shard_size + 1) * options.shard_size)
-            todo.append((pos, end))
-            pos = end
+        todo = list(batches(len(rows), writer.cursor, options.batch_size, options.shard_size))
         for (pos, end), records in zip(todo, run_batches(options.engine, todo, make_worker,
                                                          defend_batch), strict=True):
             for i, record in enumerate(records):

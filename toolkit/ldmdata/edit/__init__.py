@@ -5,7 +5,6 @@ sets, ``runner`` edits one set into a new versioned one, and ``plan`` runs the D
 default, transfer and defence runs.
 """
 
-from ldmdata.edit.inputs import InputSet, open_input
 from ldmdata.edit.params import EDITORS, PRESETS, EditParams, resolve_edit_params
 from ldmdata.edit.runner import EditOptions, edit, edit_dataset, run_editor
 
@@ -14,10 +13,8 @@ __all__ = [
     "PRESETS",
     "EditOptions",
     "EditParams",
-    "InputSet",
     "edit",
     "edit_dataset",
-    "open_input",
     "resolve_edit_params",
     "run_editor",
 ]

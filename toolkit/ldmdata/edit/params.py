@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from ldmdata.errors import LdmdataError
+from ldmdata.params import is_int, is_number
 
 PRESETS = ("paper",)
 EDITORS = ("img2img", "inpaint", "ip2p", "upscale")
@@ -22,7 +23,6 @@ EDITORS_FOR = {
     "sr": ("upscale",),
 }
 # The dataset column each task's editor reads.
-IMAGE_COLUMN = {"img2img": "image", "inpaint": "image", "sr": "lr"}
 # The settings each editor's pipeline takes (the rest are recorded but unused by it).
 USED_BY = {
     "img2img": ("num_inference_steps", "strength", "guidance_scale", "eta", "seed"),
@@ -103,18 +103,18 @@ def resolve_edit_params(
 def validate(p: EditParams, editor: str) -> None:
     """One clear line for the first bad value."""
     checks = [
-        (_is_int(p.num_inference_steps) and p.num_inference_steps >= 1,
+        (is_int(p.num_inference_steps) and p.num_inference_steps >= 1,
          f"num_inference_steps must be an integer >= 1, got {p.num_inference_steps!r}"),
-        (_is_num(p.strength) and 0 < p.strength <= 1,
+        (is_number(p.strength) and 0 < p.strength <= 1,
          f"strength must be in (0, 1], got {p.strength!r}"),
-        (_is_num(p.guidance_scale) and p.guidance_scale >= 0,
+        (is_number(p.guidance_scale) and p.guidance_scale >= 0,
          f"guidance_scale must be >= 0, got {p.guidance_scale!r}"),
-        (_is_num(p.image_guidance_scale) and p.image_guidance_scale >= 0,
+        (is_number(p.image_guidance_scale) and p.image_guidance_scale >= 0,
          f"image_guidance_scale must be >= 0, got {p.image_guidance_scale!r}"),
-        (_is_int(p.noise_level) and 0 <= p.noise_level <= 1000,
+        (is_int(p.noise_level) and 0 <= p.noise_level <= 1000,
          f"noise_level must be an integer in [0, 1000], got {p.noise_level!r}"),
-        (_is_num(p.eta) and p.eta >= 0, f"eta must be >= 0, got {p.eta!r}"),
-        (_is_int(p.seed) and p.seed >= 0, f"seed must be an integer >= 0, got {p.seed!r}"),
+        (is_number(p.eta) and p.eta >= 0, f"eta must be >= 0, got {p.eta!r}"),
+        (is_int(p.seed) and p.seed >= 0, f"seed must be an integer >= 0, got {p.seed!r}"),
         (isinstance(p.invert_mask, bool), f"invert_mask must be true or false, "
                                           f"got {p.invert_mask!r}"),
     ]
@@ -127,10 +127,3 @@ def validate(p: EditParams, editor: str) -> None:
             "denoising step"
         )
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_num(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

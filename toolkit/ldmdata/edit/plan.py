@@ -2,8 +2,9 @@
 
 For one task it edits, into ``OUT/<run>/<input>``:
 
-- ``default``: the clean dataset (``clean``) and every attack of ``attack.targets`` and
-  ``attack.photoguard`` with the model each attack targeted and the attacked prompt;
+- ``default``: the clean dataset (``clean``) and every attack of ``attack.targets``,
+  ``attack.photoguard``, ``attack.protections`` and (inpainting) ``attack.inpaint_protections``
+  with the model each attack targeted and the attacked prompt;
 - every run of ``edit.runs`` (``name: {editor, model, revision, prompt_index, defence,
   attacks, tasks, <edit param>...}``): a model transfer (another editor or model), a prompt
   transfer (``prompt_index``) or a defence, on the attacks it lists (default: all). A run
@@ -20,8 +21,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ldmdata.dataset.inputs import EDIT_PLAN, open_input
 from ldmdata.dataset.writer import write_json_atomic
-from ldmdata.edit.inputs import open_input
 from ldmdata.edit.params import OVERRIDABLE, check_editor, default_editor, resolve_edit_params
 from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index
 from ldmdata.engine import ENGINE_DEFAULTS, Engine, connect
@@ -30,7 +31,6 @@ from ldmdata.models.editors import editor_ref
 from ldmdata.params import merge_known, parse_prompts
 from ldmdata.purify import parse_defence
 
-PLAN = "plan.json"
 DEFAULT_RUN = "default"
 CLEAN = "clean"
 
@@ -54,6 +54,20 @@ RUN_DEFAULTS: dict = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
+def attack_names(attack: dict, task: str) -> list[str]:
+    """The attack stages of ``task`` that params.yaml's ``attack`` section asks for.
+
+    img2img and inpaint: the study's targets, PhotoGuard, the protections (inpaint: also the
+    inpainting-only ones) and the budget points; sr: the upscaler's list ``attack.sr``.
+    """
+    if task == "sr":
+        return list(attack.get("sr") or [])
+    lists = ["targets", "photoguard", "protections", "budgets"]
+    if task == "inpaint":
+        lists.append("inpaint_protections")
+    return [name for key in lists for name in attack.get(key) or []]
+
+
 def _runs(task: str, section: dict, targets: list[str]) -> list[dict]:
     """The default run and the configured runs that apply to ``task``, validated."""
     base = {name: section[name] for name in OVERRIDABLE}
@@ -74,7 +88,8 @@ def _runs(task: str, section: dict, targets: list[str]) -> list[dict]:
         unknown = [a for a in attacks if a not in targets]
         if unknown:
             raise LdmdataError(f"{where}: attacks {', '.join(map(str, unknown))} are not in "
-                               "attack.targets or attack.photoguard")
+                               "attack.targets, .photoguard, .protections or "
+                               ".inpaint_protections")
         editor = spec["editor"] or default_editor(task)
         check_editor(editor, task)
         runs.append({
@@ -97,8 +112,7 @@ def edit_from_params(
 ) -> dict:
     """Run every edit of ``task`` that params.yaml asks for; returns (and writes) the plan."""
     section = merge_known(STAGE_DEFAULTS, params.get("edit") or {}, "params.yaml edit")
-    attack = params.get("attack") or {}
-    targets = list(attack.get("targets") or []) + list(attack.get("photoguard") or [])
+    targets = attack_names(params.get("attack") or {}, task)
     models = dict(params.get("models") or {})
     profile = models.pop("profile", "tiny")
     dataset_dir, attacks_dir, out_dir = Path(dataset_dir), Path(attacks_dir), Path(out_dir)
@@ -143,11 +157,11 @@ def edit_from_params(
                 prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
                 batch_size=section["batch_size"], device=section["device"],
                 dtype=section["dtype"], shard_size=section["shard_size"],
-                threads=section["threads"], replace_stale=True, engine=engine,
+                threads=section["threads"], overwrite=True, engine=engine,
             )
             edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
                          images, defence, defence_model, options)
-    write_json_atomic(out_dir / PLAN, plan)
+    write_json_atomic(out_dir / EDIT_PLAN, plan)
     return plan
 
 

@@ -21,17 +21,12 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter, iter_rows
-from ldmdata.edit.inputs import (
-    InputSet,
-    check_same_dataset,
-    normalized,
-    open_input,
-    stored_config,
-)
+from ldmdata.dataset.inputs import InputSet, check_same_dataset, open_input
+from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
+from ldmdata.dataset.png import encode_png
 from ldmdata.edit.params import EditParams, check_editor, default_editor, resolve_edit_params
-from ldmdata.engine import Engine, connect, run_batches, run_device
+from ldmdata.engine import connect, run_batches, run_device
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
@@ -39,9 +34,9 @@ from ldmdata.models.editors import (
     pick_dtype,
 )
 from ldmdata.models.refs import ModelRef
-from ldmdata.provenance import code_version
+from ldmdata.params import is_int
+from ldmdata.provenance import code_version, source_fingerprint
 from ldmdata.purify import Defence, Defender, parse_defence
-from ldmdata.trace import source_fingerprint
 
 KIND = "edit"
 # The code that decides an edit's pixels: a set made by other code is redone, not resumed.
@@ -62,55 +57,28 @@ FEATURES = datasets.Features({
 
 
 @dataclass
-class EditOptions:
-    """Which pairs to edit and how to run.
+class EditOptions(JobOptions):
+    """Which pairs to edit (and how to run: :class:`JobOptions`).
 
     ``prompts``: ``all`` or the prompt indices to edit (for adversarial inputs: the attacked
     prompts to keep). ``prompt_index``: ``same`` edits with the attacked prompt (clean inputs:
     every selected prompt); an integer edits every input with that prompt (prompt transfer).
-    ``limit``: the first N samples of the input. ``threads``: torch CPU threads (None: leave
-    torch's choice; 1 avoids OpenMP spin contention with tiny models on a busy 2-core machine).
+    ``limit``: the first N samples of the input. ``extra_config``: what else decides the
+    output's identity (the DVC stage's run name, for instance).
     """
 
     prompts: str | list[int] = "all"
     prompt_index: str | int = "same"
-    limit: int | None = None
-    batch_size: int = 4
-    device: str = "auto"
-    dtype: str = "float32"
-    shard_size: int = 1000
-    threads: int | None = None
-    overwrite: bool = False
-    replace_stale: bool = False
     extra_config: dict = field(default_factory=dict)
-    engine: Engine = Engine()  # where the batches run; never part of the output's config
 
     def check(self) -> None:
-        self.engine.check()
-        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
-            raise LdmdataError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise LdmdataError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not _is_int(self.shard_size) or self.shard_size < 1:
-            raise LdmdataError(f"shard_size must be an integer >= 1, got {self.shard_size!r}")
-        if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
-            raise LdmdataError(f"limit must be an integer >= 1, got {self.limit!r}")
-        if self.prompts != "all" and (
-            not isinstance(self.prompts, list) or not self.prompts
-            or any(not _is_int(k) or k < 0 for k in self.prompts)
-        ):
-            raise LdmdataError(
-                f"prompts must be 'all' or a list of indices >= 0, got {self.prompts!r}"
-            )
-        if self.prompt_index != "same" and (not _is_int(self.prompt_index)
+        super().check()
+        check_prompts(self.prompts)
+        if self.prompt_index != "same" and (not is_int(self.prompt_index)
                                             or self.prompt_index < 0):
             raise LdmdataError(
                 f"prompt_index must be 'same' or an index >= 0, got {self.prompt_index!r}"
             )
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse_prompt_index(text: str | int) -> str | int:
@@ -316,20 +284,6 @@ def repaint_mask(mask_png: bytes, invert: bool) -> Image.Image:
     return Image.eval(mask, lambda v: 255 - v) if invert else mask
 
 
-def _batches(pairs: list[Pair], start: int, batch_size: int, shard_size: int,
-             size_of: Callable[[int], tuple[int, int]]):
-    """``(begin, end)`` from ``start``: one image size per batch, never across a shard end."""
-    pos = start
-    while pos < len(pairs):
-        end = min(pos + batch_size, len(pairs), (pos // shard_size + 1) * shard_size)
-        size = size_of(pos)
-        stop = pos + 1
-        while stop < end and size_of(stop) == size:
-            stop += 1
-        yield pos, stop
-        pos = stop
-
-
 def attack_info(images: InputSet) -> dict | None:
     """The attack behind adversarial (or defended adversarial) images: method, target, model."""
     if images.origin != "adversarial":
@@ -337,6 +291,7 @@ def attack_info(images: InputSet) -> dict | None:
     manifest = images.manifest if images.kind == "adversarial" else images.manifest["input"]
     attack = manifest.get("attack") or {}
     return {"method": attack.get("method"), "target": attack.get("target"),
+            "eps": (attack.get("params") or {}).get("eps"),
             "model": manifest.get("model") or manifest.get("attack_model")}
 
 
@@ -404,14 +359,11 @@ def edit_dataset(
         "code": source_fingerprint(CODE),
         **options.extra_config,
     }
-    overwrite = options.overwrite or (
-        options.replace_stale and stored_config(Path(out_dir)) not in (None, normalized(config))
-    )
     masks = (dataset_masks(dataset, {p.sample_id for p in pairs})
              if editor == "inpaint" else {})
     with connect(engine), ShardedWriter(Path(out_dir), kind=KIND, features=FEATURES,
                                         config=config, shard_size=options.shard_size,
-                                        overwrite=overwrite) as writer:
+                                        overwrite=options.overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
         make_worker = EditWorkerFactory(images, model, editor, params, defence, defence_model,
@@ -427,8 +379,8 @@ def edit_dataset(
             return sizes[i]
 
         t0, done = time.perf_counter(), 0
-        spans = list(_batches(pairs, writer.cursor, options.batch_size, options.shard_size,
-                              size_of))
+        spans = list(batches(len(pairs), writer.cursor, options.batch_size, options.shard_size,
+                             size_of))
         groups = defence_groups([pairs[begin:end] for begin, end in spans])
         todo = [(begin, end, pairs[begin:end], {p.row: groups[p.row] for p in pairs[begin:end]},
                  [masks[p.sample_id] for p in pairs[begin:end]] if masks else None)

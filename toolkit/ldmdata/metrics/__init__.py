@@ -1,4 +1,5 @@
-"""Robustness metrics of edits: torchmetrics PSNR, SSIM, MS-SSIM, CLIP score, FID and IS.
+"""Robustness metrics of edits: PSNR, SSIM, MS-SSIM, CLIP score, FID and IS, under the
+``ldmdata`` or the study's protocol, with cluster-bootstrap intervals over source images.
 
 The names below load torch and torchmetrics on first use, so ``ldmdata.metrics.names`` (what
 the report needs) stays light.
@@ -11,7 +12,9 @@ _LAZY = {
     "evaluate": "ldmdata.metrics.evaluation",
     "evaluate_settings": "ldmdata.metrics.evaluation",
     "model_label": "ldmdata.metrics.evaluation",
-    "bootstrap_mean": "ldmdata.metrics.functional",
+    "PROTOCOLS": "ldmdata.metrics.protocols",
+    "cluster_mean": "ldmdata.metrics.intervals",
+    "pooled_psnr": "ldmdata.metrics.intervals",
     "ms_ssim": "ldmdata.metrics.functional",
     "ms_ssim_betas": "ldmdata.metrics.functional",
     "psnr": "ldmdata.metrics.functional",

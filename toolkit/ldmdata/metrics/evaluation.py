@@ -1,10 +1,14 @@
 """Evaluate one set of edits against the edits of the clean images, with provenance.
 
 PSNR, SSIM and MS-SSIM compare each edit with the reference edit of the same sample, prompt
-and seed (the edit of the clean image); CLIP score compares each edit with its prompt; FID and
-IS compare the edits with the dataset's source images. Per-sample values go to a parquet table,
-the summary (mean and a seeded bootstrap interval per metric) to a JSON file for DVC; both
-carry the DVC hashes of every input, the models, the params and the code version.
+and seed (the edit of the clean image); CLIP score compares each edit with its prompt; FID
+compares the edits with the dataset's source images; IS scores the edits. Images are prepared
+and compared as the chosen protocol says (:mod:`ldmdata.metrics.protocols`: ``ldmdata`` or the
+study's). Per-sample values go to a parquet table, the summary to a JSON file for DVC: per
+metric a headline ``mean`` (for ``statistic`` ``mean`` the mean of per-sample values, ``pooled``
+one PSNR of the pooled MSE, ``set`` FID / IS of the whole set) and a seeded cluster-bootstrap
+interval over source images (:mod:`ldmdata.metrics.intervals`). Both files carry the DVC
+hashes of every input, the models, the params and the code version.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from ldmdata.dataset import iter_rows, read_manifest
+from ldmdata.dataset.inputs import IMAGE_COLUMN, folder_record
 from ldmdata.dataset.writer import write_json_atomic
-from ldmdata.edit.params import IMAGE_COLUMN
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import functional as MF
 from ldmdata.metrics.features import (
@@ -37,27 +41,37 @@ from ldmdata.metrics.features import (
     choose_features,
     inception_modules,
 )
+from ldmdata.metrics.intervals import (
+    CI_UNIT,
+    cluster_draws,
+    cluster_mean,
+    cluster_rows,
+    percentile_interval,
+    pooled_psnr,
+    resampled_rows,
+)
 from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
+from ldmdata.metrics.protocols import PROTOCOLS, pair_metrics, prepare, ssim_options
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
-from ldmdata.params import merge_known
-from ldmdata.purify import derive_seed
-from ldmdata.trace import PARQUET_KEY, folder_record, portable_path, provenance
+from ldmdata.params import is_int, is_number, merge_known
+from ldmdata.provenance import PARQUET_KEY, portable_path, provenance
+from ldmdata.seeds import derive_seed
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 
 # params.yaml ``evaluate`` section (and the library's defaults).
 DEFAULTS: dict = {
+    "protocol": "ldmdata",       # ldmdata | study (ldmdata.metrics.protocols)
     "metrics": list(METRICS),
     "features": "auto",          # auto | clip | inception (FID and IS)
     "inception_weights": None,   # a local torch-fidelity Inception weights file
-    "psnr_cap": MF.DEFAULT_PSNR_CAP,  # dB; null keeps inf for identical images
-    "ssim_kernel": 11,
-    "ssim_sigma": 1.5,
+    "psnr_cap": MF.DEFAULT_PSNR_CAP,  # dB; null keeps inf (left out of means, counted)
+    "ssim_sigma": 1.5,           # Gaussian window: 2 * int(3.5 sigma + 0.5) + 1 px
     "ms_ssim_normalize": "relu",  # relu | simple | null (torchmetrics' options)
-    "bootstrap": 1000,           # resamples for the interval of per-sample means
-    "set_bootstrap": 100,        # resamples for FID / IS intervals (each recomputes the metric)
+    "bootstrap": 1000,           # cluster resamples (source images) for per-sample metrics
+    "set_bootstrap": 100,        # cluster resamples for FID / IS (each recomputes the metric)
     "confidence": 0.95,
     "seed": 0,
     "is_splits": 10,
@@ -79,28 +93,28 @@ def evaluate_settings(given: dict | None = None) -> dict:
             f"choose from {', '.join(METRICS)}"
         )
     checks = [
-        (s["psnr_cap"] is None or _num(s["psnr_cap"]) and s["psnr_cap"] > 0,
+        (s["protocol"] in PROTOCOLS,
+         f"protocol must be one of {', '.join(PROTOCOLS)}, got {s['protocol']!r}"),
+        (s["psnr_cap"] is None or is_number(s["psnr_cap"]) and s["psnr_cap"] > 0,
          f"psnr_cap must be a positive number of dB or null, got {s['psnr_cap']!r}"),
-        (_int(s["ssim_kernel"]) and s["ssim_kernel"] >= 3 and s["ssim_kernel"] % 2 == 1,
-         f"ssim_kernel must be an odd integer >= 3, got {s['ssim_kernel']!r}"),
-        (_num(s["ssim_sigma"]) and s["ssim_sigma"] > 0,
+        (is_number(s["ssim_sigma"]) and s["ssim_sigma"] > 0,
          f"ssim_sigma must be > 0, got {s['ssim_sigma']!r}"),
         (s["ms_ssim_normalize"] in ("relu", "simple", None),
          f"ms_ssim_normalize must be relu, simple or null, got {s['ms_ssim_normalize']!r}"),
-        (_int(s["bootstrap"]) and s["bootstrap"] >= 0,
+        (is_int(s["bootstrap"]) and s["bootstrap"] >= 0,
          f"bootstrap must be an integer >= 0, got {s['bootstrap']!r}"),
-        (_int(s["set_bootstrap"]) and s["set_bootstrap"] >= 0,
+        (is_int(s["set_bootstrap"]) and s["set_bootstrap"] >= 0,
          f"set_bootstrap must be an integer >= 0, got {s['set_bootstrap']!r}"),
-        (_num(s["confidence"]) and 0 < s["confidence"] < 1,
+        (is_number(s["confidence"]) and 0 < s["confidence"] < 1,
          f"confidence must be in (0, 1), got {s['confidence']!r}"),
-        (_int(s["seed"]) and s["seed"] >= 0, f"seed must be an integer >= 0, got {s['seed']!r}"),
-        (_int(s["is_splits"]) and s["is_splits"] >= 1,
+        (is_int(s["seed"]) and s["seed"] >= 0, f"seed must be an integer >= 0, got {s['seed']!r}"),
+        (is_int(s["is_splits"]) and s["is_splits"] >= 1,
          f"is_splits must be an integer >= 1, got {s['is_splits']!r}"),
-        (_int(s["batch_size"]) and s["batch_size"] >= 1,
+        (is_int(s["batch_size"]) and s["batch_size"] >= 1,
          f"batch_size must be an integer >= 1, got {s['batch_size']!r}"),
         (s["precision"] in PRECISIONS,
          f"precision must be float64 or float32, got {s['precision']!r}"),
-        (s["threads"] is None or _int(s["threads"]) and s["threads"] >= 1,
+        (s["threads"] is None or is_int(s["threads"]) and s["threads"] >= 1,
          f"threads must be an integer >= 1 or null, got {s['threads']!r}"),
     ]
     for ok, message in checks:
@@ -110,13 +124,6 @@ def evaluate_settings(given: dict | None = None) -> dict:
         choose_features(s["features"], s["inception_weights"])
     return s
 
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def model_label(record: dict | None) -> str | None:
@@ -181,6 +188,7 @@ def labels_for(manifest: dict) -> dict:
         "attack_method": attack.get("method"),
         "attack_target": attack.get("target") or attack.get("method"),
         "attack_model": model_label(attack.get("model")),
+        "attack_eps": attack.get("eps"),
         "edit_model": model_label(manifest["model"]),
         "defence": defence.get("label"),
         "model_transfer": manifest["transfer"]["model"],
@@ -213,55 +221,36 @@ class _Reference:
         return ref_id, Image.open(io.BytesIO(data)).convert("RGB")
 
 
-def _pair_metrics(tests: list[Image.Image], refs: list[Image.Image], s: dict,
-                  device: torch.device) -> dict:
-    """The wanted PSNR / SSIM / MS-SSIM of each (edit, reference) pair, batched per size."""
-    dtype = PRECISIONS[s["precision"]]
+def _set_metrics(feats: dict, clusters: dict, s: dict, wanted: set, descriptions: dict
+                 ) -> dict:
+    """FID (edits vs sources) and IS of the edits and of the reference edits, with intervals.
 
-    def tensor(images: list[Image.Image]) -> torch.Tensor:
-        return as_uint8(images).to(device=device, dtype=dtype) / 255
-
-    wanted = [m for m in ("psnr", "ssim", "ms_ssim") if m in s["metrics"]]
-    values = {name: [0.0] * len(tests) for name in wanted}
-    if "ms_ssim" in wanted:
-        values["ms_ssim_scales"] = [0] * len(tests)
-    groups: dict[tuple, list[int]] = {}
-    for i, (a, b) in enumerate(zip(tests, refs, strict=True)):
-        if a.size != b.size:
-            raise LdmdataError(f"an edit is {a.size} but its reference edit is {b.size}")
-        groups.setdefault(a.size, []).append(i)
-    for (width, height), members in groups.items():
-        x = tensor([tests[i] for i in members])
-        y = tensor([refs[i] for i in members])
-        results = {}
-        if "psnr" in wanted:
-            results["psnr"] = MF.psnr(x, y, s["psnr_cap"]).tolist()
-        if "ssim" in wanted:
-            results["ssim"] = MF.ssim(x, y, s["ssim_kernel"], s["ssim_sigma"]).tolist()
-        if "ms_ssim" in wanted:
-            results["ms_ssim"] = MF.ms_ssim(x, y, s["ssim_kernel"], s["ssim_sigma"],
-                                            s["ms_ssim_normalize"]).tolist()
-            scales = len(MF.ms_ssim_betas(height, width, s["ssim_kernel"]))
-            results["ms_ssim_scales"] = [scales] * len(members)
-        for name, column in results.items():
-            for i, v in zip(members, column, strict=True):
-                values[name][i] = v
-    return values
-
-
-def _set_metrics(test_feats, ref_feats, source_feats, test_logits, ref_logits, s, wanted,
-                 descriptions: dict) -> dict:
-    """FID (edits vs sources) and IS of the edits and of the reference edits, with intervals."""
+    ``clusters`` holds the source image of every edit row (``edits``) and of every source row
+    (``sources``); a bootstrap resample draws source images, with all their rows on both sides.
+    """
+    order = list(dict.fromkeys(clusters["edits"]))
+    rows = cluster_rows(clusters["edits"], order)
     out = {}
-    seed = s["seed"]
     if "fid" in wanted:
-        for name, feats in (("fid", test_feats), ("fid_reference", ref_feats)):
-            out[name] = _fid_summary(feats, source_feats, s, derive_seed(seed, name),
-                                     descriptions["fid"])
+        source_rows = cluster_rows(clusters["sources"], order)
+        for name, key in (("fid", "test"), ("fid_reference", "ref")):
+            out[name] = _fid_summary(feats[key], feats["sources"], rows, source_rows, s,
+                                     derive_seed(s["seed"], name), descriptions["fid"])
     if "is" in wanted:
-        for name, logits in (("is", test_logits), ("is_reference", ref_logits)):
-            out[name] = _is_summary(logits, s, derive_seed(seed, name), descriptions["is"])
+        for name, key in (("is", "test_logits"), ("is_reference", "ref_logits")):
+            out[name] = _is_summary(feats[key], rows, s, derive_seed(s["seed"], name),
+                                    descriptions["is"])
     return out
+
+
+def _set_entry(n: int, n_clusters: int, description: str) -> dict:
+    return {"mean": None, "ci_low": None, "ci_high": None, "statistic": "set", "n": n,
+            "n_clusters": n_clusters, "ci_unit": CI_UNIT, "features": description}
+
+
+def _draws(rows: list, n_boot: int, seed: int) -> np.ndarray:
+    """Cluster resamples of a set metric; none with one source image (no interval)."""
+    return cluster_draws(len(rows), n_boot if len(rows) > 1 else 0, seed)
 
 
 def _fid(metric: FrechetInceptionDistance, fake: torch.Tensor, real: torch.Tensor) -> float:
@@ -271,21 +260,20 @@ def _fid(metric: FrechetInceptionDistance, fake: torch.Tensor, real: torch.Tenso
     return float(metric.compute())
 
 
-def _fid_summary(fake, real, s, seed, description) -> dict:
-    result = {"value": None, "ci_low": None, "ci_high": None, "n": int(fake.shape[0]),
-              "n_sources": int(real.shape[0]), "features": description}
+def _fid_summary(fake, real, rows, source_rows, s, seed, description) -> dict:
+    result = {**_set_entry(int(fake.shape[0]), len(rows), description),
+              "n_sources": int(real.shape[0])}
     if fake.shape[0] < 2 or real.shape[0] < 2:
         result["note"] = "FID needs at least 2 edits and 2 source images"
         return result
     metric = FrechetInceptionDistance(feature=Precomputed(fake.shape[1]))  # reused: reset
-    result["value"] = _fid(metric, fake, real)
-    rng = np.random.default_rng(seed)
+    result["mean"] = _fid(metric, fake, real)
     boots = []
-    for _ in range(s["set_bootstrap"]):
-        a = torch.from_numpy(rng.integers(0, fake.shape[0], fake.shape[0]))
-        b = torch.from_numpy(rng.integers(0, real.shape[0], real.shape[0]))
-        boots.append(_fid(metric, fake[a], real[b]))
-    result["ci_low"], result["ci_high"] = MF.percentile_interval(boots, s["confidence"])
+    for counts in _draws(rows, s["set_bootstrap"], seed):
+        a, b = resampled_rows(rows, counts), resampled_rows(source_rows, counts)
+        if len(a) > 1 and len(b) > 1:
+            boots.append(_fid(metric, fake[torch.from_numpy(a)], real[torch.from_numpy(b)]))
+    result["ci_low"], result["ci_high"] = percentile_interval(boots, s["confidence"])
     return result
 
 
@@ -301,25 +289,23 @@ def _inception_score(metric: InceptionScore, logits: torch.Tensor, seed: int) ->
     return float(mean)
 
 
-def _is_summary(logits, s, seed, description) -> dict:
+def _is_summary(logits, rows, s, seed, description) -> dict:
     n = int(logits.shape[0])
     splits = max(1, min(s["is_splits"], n // 10))
-    result = {"value": None, "ci_low": None, "ci_high": None, "n": n, "splits": splits,
-              "features": description}
+    result = {**_set_entry(n, len(rows), description), "splits": splits}
     if n < 2:
         result["note"] = "IS needs at least 2 edits"
         return result
-    rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         # "saves all features in buffer" (they are ours already) and the split std's
         # degrees-of-freedom warning for one split (the std is not reported).
         warnings.simplefilter("ignore", UserWarning)
         metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)  # reused
-        result["value"] = _inception_score(metric, logits, seed)
-        boots = [_inception_score(metric, logits[torch.from_numpy(rng.integers(0, n, n))],
+        result["mean"] = _inception_score(metric, logits, seed)
+        boots = [_inception_score(metric, logits[torch.from_numpy(resampled_rows(rows, c))],
                                   derive_seed(seed, i))
-                 for i in range(s["set_bootstrap"])]
-    result["ci_low"], result["ci_high"] = MF.percentile_interval(boots, s["confidence"])
+                 for i, c in enumerate(_draws(rows, s["set_bootstrap"], seed))]
+    result["ci_low"], result["ci_high"] = percentile_interval(boots, s["confidence"])
     return result
 
 
@@ -404,10 +390,10 @@ def evaluate(
     batch: list[dict] = []
 
     def flush() -> None:
-        tests = [r["image"] for r in batch]
+        tests = prepare([r["image"] for r in batch], s["protocol"], edited=True)
         pairs = [ref.get((r["sample_id"], r["prompt_index"])) for r in batch]
-        refs = [image for _, image in pairs]
-        values = _pair_metrics(tests, refs, s, device)
+        refs = prepare([image for _, image in pairs], s["protocol"], edited=True)
+        values = pair_metrics(tests, refs, s, PRECISIONS[s["precision"]], device)
         if "clip_score" in wanted:
             prompts = [[r["prompt"]] for r in batch]
             values["clip_score"] = [v[0] for v in scorer.image_text_scores(tests, prompts)]
@@ -436,29 +422,14 @@ def evaluate(
     if batch:
         flush()
 
-    metrics: dict = {}
-    for name in ("psnr", "ssim", "ms_ssim", "clip_score"):
-        if name not in wanted:
-            continue
-        for column in (name, f"{name}_reference") if name == "clip_score" else (name,):
-            values = [row[column] for row in table]
-            summary = MF.bootstrap_mean(values, s["bootstrap"], derive_seed(s["seed"], column),
-                                        s["confidence"])
-            summary["higher_is_better"] = HIGHER_IS_BETTER[name]
-            metrics[column] = summary
-    if "psnr" in metrics:
-        metrics["psnr"]["cap_db"] = s["psnr_cap"]
-        metrics["psnr"]["n_capped"] = sum(
-            1 for row in table if s["psnr_cap"] is not None and row["psnr"] >= s["psnr_cap"])
-    if "ms_ssim" in metrics:
-        metrics["ms_ssim"]["scales"] = sorted({row["ms_ssim_scales"] for row in table})
-        metrics["ms_ssim"]["normalize"] = s["ms_ssim_normalize"]
+    metrics = _sample_summaries(table, s, wanted)
     if extract is not None:
-        sources = _source_features(dataset_dir, {k[0] for k in keys}, extract) \
-            if "fid" in wanted else None
         cat = {k: torch.cat(v) if v else None for k, v in feats.items()}
-        for name, value in _set_metrics(cat["test"], cat["ref"], sources, cat["test_logits"],
-                                        cat["ref_logits"], s, wanted,
+        clusters = {"edits": [row["sample_id"] for row in table]}
+        if "fid" in wanted:
+            clusters["sources"], cat["sources"] = _source_features(
+                dataset_dir, {k[0] for k in keys}, extract, s["protocol"])
+        for name, value in _set_metrics(cat, clusters, s, wanted,
                                         extract.descriptions).items():
             value["higher_is_better"] = HIGHER_IS_BETTER[name.split("_")[0]]
             metrics[name] = value
@@ -476,7 +447,8 @@ def evaluate(
         models["clip"] = describe_model(clip)
     params = {"evaluate": s, "edit": test["params"], "defence": test.get("defence")}
     summary = {
-        "labels": {**labels_for(test), **(labels or {})},
+        "protocol": s["protocol"],
+        "labels": {**labels_for(test), "protocol": s["protocol"], **(labels or {})},
         "metrics": metrics,
         "table": portable_path(Path(table_file), near),
         "provenance": provenance(inputs, models, params),
@@ -487,20 +459,60 @@ def evaluate(
     return summary
 
 
-def _source_features(dataset_dir: Path, samples: set[str], extract: _Features) -> torch.Tensor:
-    """Features of the dataset's source images (``image``, or ``hr`` for sr) of ``samples``."""
+def _source_features(dataset_dir: Path, samples: set[str], extract: _Features, protocol: str
+                     ) -> tuple[list[str], torch.Tensor]:
+    """Ids and features of the dataset's source images (``image``, or ``hr`` for sr) of
+    ``samples``, prepared as ``protocol`` says (not edits: the study did not JPEG them)."""
     kind = read_manifest(dataset_dir)["kind"]
     column = "hr" if kind == "sr" else IMAGE_COLUMN[kind]
-    chunks, batch = [], []
+    ids, chunks, batch = [], [], []
     for row in iter_rows(dataset_dir, columns=["id", column]):
         if row["id"] in samples:
+            ids.append(row["id"])
             batch.append(row[column].convert("RGB"))
         if len(batch) >= 16:
-            chunks.append(extract(extract.fid_module, batch))
+            chunks.append(extract(extract.fid_module, prepare(batch, protocol, edited=False)))
             batch = []
     if batch:
-        chunks.append(extract(extract.fid_module, batch))
-    return torch.cat(chunks)
+        chunks.append(extract(extract.fid_module, prepare(batch, protocol, edited=False)))
+    return ids, torch.cat(chunks)
+
+
+PSNR_INFINITE = "identical pairs give infinite PSNR (psnr_cap null)"
+
+
+def _sample_summaries(table: list[dict], s: dict, wanted: set) -> dict:
+    """Headline and cluster-bootstrap interval of each per-sample metric."""
+    clusters = [row["sample_id"] for row in table]
+    metrics: dict = {}
+    for name in ("psnr", "ssim", "ms_ssim", "clip_score"):
+        if name not in wanted:
+            continue
+        for column in (name, f"{name}_reference") if name == "clip_score" else (name,):
+            seed = derive_seed(s["seed"], column)
+            if column == "psnr" and s["protocol"] == "study":
+                summary = pooled_psnr([row["mse"] for row in table], clusters, s["psnr_cap"],
+                                      s["bootstrap"], seed, s["confidence"])
+                summary["statistic"] = "pooled"
+                summary.setdefault("note", "PSNR of the MSE pooled over every pair (the "
+                                           "study's); the table's psnr column is per pair")
+            else:
+                summary = cluster_mean([row[column] for row in table], clusters,
+                                       s["bootstrap"], seed, s["confidence"])
+                summary["statistic"] = "mean"
+            summary["higher_is_better"] = HIGHER_IS_BETTER[name]
+            metrics[column] = summary
+    if "psnr" in metrics:
+        cap = s["psnr_cap"]
+        metrics["psnr"]["cap_db"] = cap
+        metrics["psnr"]["n_capped"] = sum(
+            1 for row in table if cap is not None and row["psnr"] >= cap)
+        if metrics["psnr"]["n_infinite"] and s["protocol"] == "ldmdata":
+            metrics["psnr"]["note"] += f": {PSNR_INFINITE}"
+    if "ms_ssim" in metrics:
+        metrics["ms_ssim"]["scales"] = sorted({row["ms_ssim_scales"] for row in table})
+        metrics["ms_ssim"]["normalize"] = ssim_options(s)[1]
+    return metrics
 
 
 def _write_table(path: Path, rows: list[dict], prov: dict) -> None:

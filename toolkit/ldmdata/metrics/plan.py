@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ldmdata.edit.plan import PLAN
+from ldmdata.dataset.inputs import EDIT_PLAN
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics.evaluation import evaluate, evaluate_settings
 from ldmdata.models.clip import ClipScorer
@@ -35,7 +35,7 @@ def evaluate_from_params(
     settings = evaluate_settings(params.get("evaluate") or {})
     models = dict(params.get("models") or {})
     profile = models.pop("profile", "tiny")
-    plans = sorted(Path(edits_root).glob(f"*/{PLAN}"))
+    plans = sorted(Path(edits_root).glob(f"*/{EDIT_PLAN}"))
     if not plans:
         raise LdmdataError(f"no edit plans under {edits_root} (run the edit stage first)")
     if settings["threads"] is not None:

@@ -8,7 +8,8 @@ from ldmdata.errors import LdmdataError
 from ldmdata.purify.diffusion import diffpure, gridpure, noisy_upscale
 from ldmdata.purify.impress import impress
 from ldmdata.purify.pixels import blur, jpeg, noise, resize
-from ldmdata.purify.spec import MODEL_NAMES, Defence, derive_seed
+from ldmdata.purify.spec import MODEL_NAMES, Defence
+from ldmdata.seeds import derive_seed
 
 
 class Defender:

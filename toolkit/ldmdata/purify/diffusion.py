@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from ldmdata.purify.pixels import noise, to_image
-from ldmdata.purify.spec import derive_seed
+from ldmdata.seeds import derive_seed
 
 
 def by_size(images: list[Image.Image]) -> dict[tuple[int, int], list[int]]:

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ldmdata.purify.diffusion import by_size
-from ldmdata.purify.spec import derive_seed
+from ldmdata.seeds import derive_seed
 
 
 def lpips_vgg(device: torch.device) -> torch.nn.Module:

@@ -9,7 +9,6 @@ img2img model, whose VAE is also what IMPRESS uses).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +56,6 @@ METHODS = tuple(DEFAULTS)
 MODEL_KINDS = {"noisy_upscale": "upscale", "diffpure": "img2img", "gridpure": "img2img",
                "impress": "img2img"}
 MODEL_NAMES = {"upscale": "x4 upscaler", "img2img": "Stable Diffusion img2img"}
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from JSON-able parts (stable across runs, machines and batchings)."""
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
 @dataclass(frozen=True)

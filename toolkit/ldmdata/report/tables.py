@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
-from ldmdata.trace import project_root
+from ldmdata.provenance import project_root
 
 METRIC_NAMES = {"psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "clip_score": "CLIP",
                 "fid": "FID", "is": "IS"}
@@ -38,8 +38,13 @@ class Evaluation:
     file_record: dict = field(default_factory=dict)
 
     def value(self, metric: str) -> float | None:
-        entry = self.metrics.get(metric) or {}
-        return entry.get("mean", entry.get("value"))
+        """The headline number (``mean``) of ``metric``; pooled or set-wide as it says."""
+        return (self.metrics.get(metric) or {}).get("mean")
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol the numbers come from (``ldmdata`` or ``study``)."""
+        return self.labels.get("protocol", "ldmdata")
 
     def interval(self, metric: str) -> tuple[float | None, float | None]:
         entry = self.metrics.get(metric) or {}
@@ -114,14 +119,15 @@ def metric_header(metric: str) -> str:
 def attack_tables(evals: list[Evaluation], metrics: list[str]) -> list[Table]:
     """Attack target x metric, per task, with the clean edits' own CLIP/FID/IS on top."""
     tables = []
-    for task in sorted({e.labels["task"] for e in evals if e.white_box}):
-        chosen = [e for e in evals if e.white_box and e.labels["task"] == task]
+    for task, protocol in sorted({(e.labels["task"], e.protocol) for e in evals if e.white_box}):
+        chosen = [e for e in evals if e.white_box and e.labels["task"] == task
+                  and e.protocol == protocol]
         header = ["attack", "model"] + [metric_header(m) for m in metrics] + ["eval"]
         first = chosen[0]
         rows = [["none (clean edits)", first.labels.get("edit_model") or ""]
                 + [cell(first.value(f"{m}_reference"), *first.interval(f"{m}_reference"))
                    if m in ("clip_score", "fid", "is") else "-" for m in metrics]
-                + [first.ref]]
+                + [f"ref of {first.ref}"]]
         plot = []
         for e in sorted(chosen, key=target_label):
             rows.append([target_label(e), e.labels.get("attack_model") or ""]
@@ -129,9 +135,10 @@ def attack_tables(evals: list[Evaluation], metrics: list[str]) -> list[Table]:
             plot.append({"name": f"{task}/{target_label(e)}", "task": task,
                          "target": target_label(e),
                          **{m: e.value(m) for m in metrics}})
-        tables.append(Table(f"{task}: attack target x metric", header, rows,
-                            "mean [bootstrap interval]; the first row scores the edits of the "
-                            "clean images (CLIP vs prompt, FID vs sources, IS).", plot))
+        tables.append(Table(f"{task}: attack target x metric ({protocol} protocol)", header,
+                            rows, "mean [95% cluster-bootstrap interval over source images]; "
+                            "the first row scores the edits of the clean images, the reference "
+                            f"edits of {first.ref} (CLIP vs prompt, FID vs sources, IS).", plot))
     return tables
 
 

@@ -1,8 +1,10 @@
 """COCO images with their human captions and instance masks (the study's source).
 
-Labels follow the study: take the 5 largest instances of an image, drop those under 5 % of the
-image area while more than 2 remain, and order the category names by their total area. Each
-label's mask is the union of its kept instances, rasterised from polygons or decoded from RLE.
+Instances follow the study (``data_construction/generate_mask_filter_image`` in its
+repository): the 5 largest by ``area``; when more than 2 remain, only those whose box covers
+more than 5 % of the image (the largest alone if none does). Labels are their category names
+ordered by total area; each label's mask is the union of its kept instances, rasterised from
+polygons or decoded from RLE. Items also carry the kept instances one by one (largest first).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ldmdata.errors import LdmdataError
-from ldmdata.sources.base import SourceItem
+from ldmdata.sources.base import Instance, SourceItem
 
 TOP_INSTANCES = 5
-MIN_INSTANCE_FRACTION = 0.05
-KEEP_AT_LEAST = 2
+MIN_BOX_FRACTION = 0.05
+FILTER_ABOVE = 2  # the box filter applies only to more than this many instances
 _NAME = re.compile(r"(captions|instances)_(.+)\.json")
 
 
@@ -30,6 +32,8 @@ class CocoSource:
     The sibling file of the other kind in the same folder is used when present. Images come from
     ``images_dir`` (default ``<annotation folder>/../<split>/``) and are ordered by image id.
     """
+
+    curated = False  # not a curated benchmark (see Source.curated)
 
     def __init__(self, annotations_json: str | Path, images_dir: str | Path | None = None):
         given = Path(annotations_json)
@@ -97,7 +101,8 @@ class CocoSource:
                 data = path.read_bytes()
             except OSError as exc:
                 raise LdmdataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-            labels, masks = self._labels_and_masks(image_id)
+            instances = self._instances_of(image_id)
+            labels, masks = labels_and_masks(instances)
             yield SourceItem(
                 index=index,
                 source_id=f"coco:{image_id}",
@@ -105,6 +110,7 @@ class CocoSource:
                 captions=list(self._captions.get(image_id, [])),
                 labels=labels,
                 masks=masks,
+                instances=instances,
             )
 
     def _add(self, path: Path, content: dict) -> None:
@@ -124,33 +130,57 @@ class CocoSource:
         except (KeyError, TypeError, ValueError) as exc:
             raise LdmdataError(f"{path} is not a COCO annotation file ({exc!r})") from exc
 
-    def _labels_and_masks(self, image_id: int) -> tuple[list[str], dict[str, np.ndarray]]:
+    def _instances_of(self, image_id: int) -> list[Instance]:
+        """The study's kept instances of one image, largest first."""
         info = self._images[image_id]
         width, height = int(info["width"]), int(info["height"])
-        kept = select_instances(self._instances.get(image_id, []), width * height)
-        totals: dict[str, float] = {}
-        masks: dict[str, np.ndarray] = {}
-        for ann in kept:
-            name = self._categories.get(int(ann["category_id"]), str(ann["category_id"]))
-            totals[name] = totals.get(name, 0.0) + float(ann.get("area", 0.0))
-            try:
+        out = []
+        try:
+            for ann in select_instances(self._instances.get(image_id, []), width, height):
+                name = self._categories.get(int(ann["category_id"]), str(ann["category_id"]))
                 mask = segmentation_mask(ann["segmentation"], width, height)
-            except ValueError as exc:
-                raise LdmdataError(f"COCO annotation {ann.get('id')}: {exc}") from exc
-            masks[name] = masks[name] | mask if name in masks else mask
-        labels = sorted(totals, key=lambda name: -totals[name])
-        return labels, {name: masks[name] for name in labels}
+                out.append(Instance(name, _box(ann, mask), mask))
+        except ValueError as exc:
+            raise LdmdataError(f"COCO annotations of image {image_id}: {exc}") from exc
+        return out
 
 
-def select_instances(instances: list[dict], image_area: int) -> list[dict]:
-    """The study's choice: 5 largest; drop those under 5 % of the image while more than 2 remain."""
+def labels_and_masks(instances: list[Instance]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Category names by total mask area (largest first) and each name's union mask."""
+    masks: dict[str, np.ndarray] = {}
+    for instance in instances:
+        previous = masks.get(instance.label)
+        masks[instance.label] = instance.mask if previous is None else previous | instance.mask
+    labels = sorted(masks, key=lambda name: -int(masks[name].sum()))
+    return labels, {name: masks[name] for name in labels}
+
+
+def select_instances(instances: list[dict], width: int, height: int) -> list[dict]:
+    """The study's choice: the 5 largest by area; when more than 2, those whose box covers
+    more than 5 % of the image (the largest alone when none does). Largest first."""
     kept = sorted(instances, key=lambda a: -float(a.get("area", 0.0)))[:TOP_INSTANCES]
-    while (
-        len(kept) > KEEP_AT_LEAST
-        and float(kept[-1].get("area", 0.0)) < MIN_INSTANCE_FRACTION * image_area
-    ):
-        kept.pop()
-    return kept
+    if len(kept) <= FILTER_ABOVE:
+        return kept
+    large = [a for a in kept if _box_area(a, width, height) > MIN_BOX_FRACTION * width * height]
+    return large or kept[:1]
+
+
+def _box_area(ann: dict, width: int, height: int) -> float:
+    if "bbox" in ann:
+        return float(ann["bbox"][2]) * float(ann["bbox"][3])
+    x0, y0, x1, y1 = _box(ann, segmentation_mask(ann["segmentation"], width, height))
+    return (x1 - x0) * (y1 - y0)
+
+
+def _box(ann: dict, mask: np.ndarray) -> tuple[float, float, float, float]:
+    """The annotation's ``bbox`` as (x0, y0, x1, y1); the mask's bounds when it has none."""
+    if "bbox" in ann:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        return x, y, x + w, y + h
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return 0.0, 0.0, 0.0, 0.0
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
 def segmentation_mask(segmentation: list | dict, width: int, height: int) -> np.ndarray:

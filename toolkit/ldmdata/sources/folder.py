@@ -20,6 +20,8 @@ class FolderSource:
     are read and checked when the source is opened, image bytes only while iterating.
     """
 
+    curated = False  # not a curated benchmark (see Source.curated)
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.spec = f"folder:{path}"

@@ -9,7 +9,6 @@ from typing import Any
 from PIL import Image
 
 from ldmdata.errors import LdmdataError
-from ldmdata.images import encode_png
 from ldmdata.sources.base import SourceItem
 
 CAPTION_COLUMNS = ("caption", "captions", "text", "sentences", "prompt", "prompts", "description")
@@ -23,6 +22,8 @@ class HfSource:
     ``{"bytes": ...}`` dicts); captions come from columns named like :data:`CAPTION_COLUMNS`;
     labels from the first ``ClassLabel`` column. Items carry the stored encoded bytes.
     """
+
+    curated = False  # not a curated benchmark (see Source.curated)
 
     def __init__(self, name: str, config: str | None = None, split: str = "train"):
         import datasets
@@ -81,6 +82,7 @@ class HfSource:
                 index=index,
                 source_id=f"{self.spec}:{index}",
                 data=_image_bytes(row.get(self.image_column)),
+                image=_pil_image(row.get(self.image_column)),
                 captions=[c for col in self.caption_columns for c in _texts(row.get(col))],
                 labels=self._labels(row.get(self.label_column)) if self.label_column else [],
             )
@@ -146,10 +148,13 @@ def _label_column(features: dict) -> tuple[str | None, list[str]]:
     return None, []
 
 
+def _pil_image(value: Any) -> Image.Image | None:
+    """An image cell that ``datasets`` already decoded (decoding checks it like any input)."""
+    return value if isinstance(value, Image.Image) else None
+
+
 def _image_bytes(value: Any) -> bytes | None:
-    """Encoded bytes of an image cell; ``None`` when the row has no usable image."""
-    if isinstance(value, Image.Image):
-        return encode_png(value)
+    """Encoded bytes of an image cell; ``None`` when the row has no stored bytes."""
     if isinstance(value, dict):
         if value.get("bytes"):
             return bytes(value["bytes"])

@@ -72,6 +72,8 @@ class _Shape:
 class SyntheticSource:
     """Unbounded procedural scenes; ``iterate(start)`` yields items ``start, start+1, ...``."""
 
+    curated = False  # not a curated benchmark (see Source.curated)
+
     def __init__(self, seed: int, width: int = 640, height: int = 480):
         if not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE):
             raise LdmdataError(

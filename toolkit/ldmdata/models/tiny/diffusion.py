@@ -263,15 +263,9 @@ def build_sd_upscale(out: Path) -> None:
     _save(pipe, out)
 
 
-def sd15_components(task: str, seed: int = 0) -> dict:
-    """Full-size SD-1.5 components with random weights (in memory, nothing downloaded).
-
-    ``task`` is ``img2img`` or ``inpaint``; the result feeds the pipeline class's constructor.
-    Compute does not depend on the weights, so this measures the real model's speed and memory.
-    """
-    torch.manual_seed(seed)
-    tokenizer = tiny_clip_tokenizer()
-    text_encoder = CLIPTextModel(
+def _sd15_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
+    """SD-1.5's text encoder (CLIP ViT-L/14's text tower), random weights."""
+    return CLIPTextModel(
         CLIPTextConfig(
             vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
             num_attention_heads=12, max_position_embeddings=MAX_LENGTH, projection_dim=768,
@@ -279,21 +273,92 @@ def sd15_components(task: str, seed: int = 0) -> dict:
             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         )
     ).eval()
-    unet = UNet2DConditionModel(
-        sample_size=64, in_channels=9 if task == "inpaint" else 4, cross_attention_dim=768
-    ).eval()
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        sample_size=512,
-    ).eval()
+
+
+def sd15_components(task: str, seed: int = 0, device: torch.device | str = "cpu") -> dict:
+    """Full-size SD-1.5 components with random weights (in memory, nothing downloaded).
+
+    ``task`` is ``img2img``, ``inpaint`` or ``ip2p`` (InstructPix2Pix: SD-1.5's architecture
+    with an 8-channel UNet input); the result feeds the pipeline class's constructor. Compute
+    does not depend on the weights, so this measures the real model's speed and memory. The
+    modules are initialised on ``device`` (on a GPU: seconds instead of a minute on the CPU).
+    """
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    in_channels = {"img2img": 4, "inpaint": 9, "ip2p": 8}[task]
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=64, in_channels=in_channels, cross_attention_dim=768
+        ).eval()
+        vae = AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            sample_size=512,
+        ).eval()
+        text_encoder = _sd15_text_encoder(tokenizer)
     if task == "inpaint":
         scheduler = DDIMScheduler(**sd_scheduler_config(), clip_sample=False)
+    elif task == "ip2p":
+        scheduler = EulerAncestralDiscreteScheduler(
+            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+            beta_schedule="scaled_linear", steps_offset=1,
+        )
     else:
         scheduler = PNDMScheduler(**sd_scheduler_config(), skip_prk_steps=True)
     return dict(
-        vae=vae, unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae, unet=unet, text_encoder=text_encoder, tokenizer=tokenizer,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def upscaler_components(seed: int = 0, device: torch.device | str = "cpu") -> dict:
+    """The full-size x4 upscaler (stabilityai/stable-diffusion-x4-upscaler's configs), random
+    weights: a 7-channel UNet (256/512/512/1024, noise-level class embeddings, cross-attention
+    only in its attention blocks' ``attn1``), a 3-level VAE (4x) and OpenCLIP ViT-H's text
+    tower (23 layers of width 1024). The tokenizer is the tiny one (timing only). Modules are
+    initialised on ``device``.
+    """
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    with torch.device(device):
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408, hidden_size=1024, intermediate_size=4096,
+                num_hidden_layers=23, num_attention_heads=16,
+                max_position_embeddings=MAX_LENGTH, projection_dim=512, hidden_act="gelu",
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        ).eval()
+        unet = UNet2DConditionModel(
+            sample_size=128, in_channels=7, out_channels=4,
+            down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * 3,
+            up_block_types=("CrossAttnUpBlock2D",) * 3 + ("UpBlock2D",),
+            block_out_channels=(256, 512, 512, 1024), layers_per_block=2, attention_head_dim=8,
+            cross_attention_dim=1024, num_class_embeds=1000,
+            only_cross_attention=(True, True, True, False), use_linear_projection=True,
+        ).eval()
+        vae = AutoencoderKL(
+            down_block_types=("DownEncoderBlock2D",) * 3,
+            up_block_types=("UpDecoderBlock2D",) * 3,
+            block_out_channels=(128, 256, 512),
+            layers_per_block=2,
+            sample_size=256,
+            scaling_factor=0.08333,
+        ).eval()
+    return dict(
+        vae=vae, unet=unet, text_encoder=text_encoder, tokenizer=tokenizer,
+        low_res_scheduler=DDPMScheduler(
+            num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02,
+            beta_schedule="scaled_linear",
+        ),
+        scheduler=DDIMScheduler(
+            num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02,
+            beta_schedule="scaled_linear", prediction_type="v_prediction", clip_sample=False,
+            set_alpha_to_one=False, steps_offset=1,
+        ),
+        safety_checker=None, feature_extractor=None, watermarker=None, max_noise_level=350,
     )

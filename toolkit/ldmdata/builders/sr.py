@@ -8,9 +8,10 @@ import json
 from datasets import Features, Image, List, Value
 from PIL import Image as PILImage
 
-from ldmdata.build.img2img import attach_prompts, square
-from ldmdata.build.steps import Models, choose_captions, item_rng
-from ldmdata.degrade import RealEsrganParams, bicubic_lr, realesrgan_lr
+from ldmdata.builders.degrade import RealEsrganParams, bicubic_lr, realesrgan_lr
+from ldmdata.builders.img2img import attach_prompts, resize_to
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.steps import Models, choose_captions, item_rng
 from ldmdata.errors import InputRejected
 from ldmdata.sources.base import SourceItem
 
@@ -53,8 +54,9 @@ class SrBuilder:
         self, items: list[SourceItem], images: list[PILImage.Image], seeds: list[int]
     ) -> list[dict | InputRejected]:
         s = self.settings
-        hrs = [square(image, s["size"]) for image in images]
-        captions = choose_captions(hrs, [it.captions for it in items], s, self.models)
+        hrs = [resize_to(image, s["size"], s["resize"]) for image in images]
+        captions = choose_captions(hrs, [it.captions for it in items], s, self.models,
+                                   needed=captions_needed(self.task, s))
         rows: list[dict | InputRejected] = []
         for item, hr, caps in zip(items, hrs, captions, strict=True):
             if isinstance(caps, InputRejected):
@@ -64,6 +66,6 @@ class SrBuilder:
             rows.append({
                 "source_id": item.source_id, "lr": lr, "scale": s["scale"],
                 "degradation": json.dumps(degradation, sort_keys=True),
-                "caption": caps[0], "captions": caps,
+                "caption": caps[0] if caps else "", "captions": caps,
             })
-        return attach_prompts(rows, hrs, seeds, s, self.models, "hr")
+        return attach_prompts(rows, hrs, items, seeds, s, self.models, "hr")

@@ -1,4 +1,4 @@
-"""The image sets an edit or a defence reads: a clean dataset, an adversarial set, a defended set.
+"""The image sets a stage reads: a clean dataset, an adversarial set, a defended set.
 
 All three become the same rows (``id, sample_id, source_id, attack_prompt_index, image``), and
 each knows the DVC hash of the clean dataset it came from, so an edit can check that the
@@ -8,21 +8,35 @@ dataset it takes prompts and masks from is the one the images were made from.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from ldmdata.dataset import iter_rows, read_manifest
-from ldmdata.dataset.writer import PARTIAL
-from ldmdata.edit.params import EDITORS_FOR, IMAGE_COLUMN
+from ldmdata.dataset.reader import iter_rows, read_manifest
 from ldmdata.errors import LdmdataError
-from ldmdata.trace import folder_record
+from ldmdata.provenance import dvc_hash, portable_path
 
-TASKS = tuple(EDITORS_FOR)
+# The dataset column holding each task's input image (what attacks perturb and editors edit).
+IMAGE_COLUMN = {"img2img": "image", "inpaint": "image", "sr": "lr"}
+TASKS = tuple(IMAGE_COLUMN)
 ATTACK, DEFENDED = "attack", "defended"
+# The edit stage's list of edited sets, which the evaluate stage reads.
+EDIT_PLAN = "plan.json"
+
+
+def folder_record(folder: Path, role: str, near: Path | None = None) -> dict:
+    """What a consumer records of a sharded set it read: path, kind, DVC hash, content hash."""
+    manifest = read_manifest(folder)
+    return {
+        "role": role,
+        "path": portable_path(folder, near),
+        "kind": manifest.get("kind"),
+        "dvc_hash": dvc_hash(folder),
+        "content_hash": manifest.get("content_hash"),
+        "n": manifest.get("n"),
+    }
 
 
 @dataclass
@@ -110,16 +124,3 @@ def check_same_dataset(images: InputSet, dataset: InputSet) -> None:
             "from (or re-run the attack)"
         )
 
-
-def normalized(config: dict) -> dict:
-    """``config`` as a JSON round trip stores it (to compare with a stored one)."""
-    return json.loads(json.dumps(config, sort_keys=True))
-
-
-def stored_config(out_dir: Path) -> dict | None:
-    """The config of the set (finished or not) in ``out_dir``, if any."""
-    for path in (out_dir / "manifest.json", out_dir / PARTIAL / "config.json"):
-        if path.is_file():
-            data = json.loads(path.read_text())
-            return data.get("config") if path.name == "manifest.json" else data
-    return None

@@ -1,6 +1,6 @@
 """Edit-prompt writers: ``k`` candidate prompts per caption, deterministic given the seeds.
 
-``template`` fills caption-aware templates (:func:`ldmdata.text.template_prompts`); ``llm``
+``template`` fills caption-aware templates (:func:`ldmdata.builders.text.template_prompts`); ``llm``
 continues the caption with a causal language model, as the study's chat LLM did ("keep the
 caption's subject and add context").
 """
@@ -8,7 +8,6 @@ caption's subject and add context").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,10 +19,10 @@ from transformers import (
     LogitsProcessorList,
 )
 
+from ldmdata.builders.text import template_prompts
 from ldmdata.errors import LdmdataError
 from ldmdata.models.loading import load_pretrained
 from ldmdata.models.refs import ModelRef
-from ldmdata.text import template_prompts
 
 KINDS = ("template", "llm")
 
@@ -32,10 +31,6 @@ INSTRUCTION = (
     "Caption: {caption}\n"
     "Extended caption: {stem}"
 )
-
-
-class PromptWriter(Protocol):
-    def write(self, captions: list[str], k: int, seeds: list[int]) -> list[list[str]]: ...
 
 
 def _check(captions: Sequence[str], k: int, seeds: Sequence[int]) -> None:

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from attack_data import PROMPTS, make_dataset, scene
+from helpers.attack_data import PROMPTS, make_dataset, scene
 from ldmdata.attacks.runner import FEATURES as ATTACK_FEATURES
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
-from ldmdata.images import encode_png
+from ldmdata.dataset.png import encode_png
 from ldmdata.models.editors import describe_model
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
@@ -48,6 +48,7 @@ def make_attack_set(dataset: Path, out: Path, tiny_dir: Path, eps: float = 0.1,
                     "image": encode_png(image), "linf": float(np.abs(delta).max()),
                     "l2": float(np.linalg.norm(delta)), "loss": 0.0, "loss_first": 0.0,
                     "loss_trace": [0.0], "iterations": 1, "seconds": 0.0,
+                    "peak_memory_mb": None,
                 }, cursor=n)
         writer.finish(n, {
             "task": manifest["kind"],
@@ -90,7 +91,7 @@ def make_world(root: Path, tiny_dir: Path, task: str = "img2img", n: int = 3) ->
 
 def make_sr_dataset(folder: Path, n: int = 2, size: int = 64) -> Path:
     """An sr dataset in the builder's schema: ``hr`` (size) and ``lr`` (size / 4), prompts."""
-    from ldmdata.build.sr import FEATURES as SR_FEATURES
+    from ldmdata.builders.sr import FEATURES as SR_FEATURES
 
     with ShardedWriter(folder, kind="sr", features=SR_FEATURES, config={"test": "sr"}) as writer:
         for i in range(n):

@@ -12,19 +12,21 @@ from pathlib import Path
 import torch
 
 from ldmdata import provenance
-from ldmdata.build.img2img import Img2ImgBuilder
-from ldmdata.build.inpaint import InpaintBuilder
-from ldmdata.build.settings import build_settings
-from ldmdata.build.sr import SrBuilder
-from ldmdata.build.steps import Models, item_seed, roles_needed
+from ldmdata.builders.img2img import Img2ImgBuilder
+from ldmdata.builders.inpaint import InpaintBuilder
+from ldmdata.builders.selection import select_study
+from ldmdata.builders.settings import build_settings, resolve_auto
+from ldmdata.builders.sr import SrBuilder
+from ldmdata.builders.steps import Models, item_seed, roles_needed
 from ldmdata.dataset import ShardedWriter
+from ldmdata.dataset.png import encode_png
 from ldmdata.engine import Engine, connect, run_batches
 from ldmdata.errors import InputRejected, LdmdataError
-from ldmdata.images import encode_png, load_rgb
 from ldmdata.models.loading import check_loadable
 from ldmdata.models.refs import ModelRef, default_tiny_dir, resolve
 from ldmdata.models.tiny import ensure_tiny_models, tiny_fingerprint
 from ldmdata.sources import open_source
+from ldmdata.sources.decode import load_rgb
 
 BUILDERS = {"inpaint": InpaintBuilder, "img2img": Img2ImgBuilder, "sr": SrBuilder}
 
@@ -76,7 +78,10 @@ def build_dataset(
     engine = Engine(settings["engine"], settings["ray_address"], settings["ray_workers"],
                     settings["gpus_per_worker"])
     engine.check()
-    src = open_source(source, seed=settings["seed"])
+    src = open_source(source, seed=settings["seed"], task=task)
+    settings = resolve_auto(settings, src.curated, src.size())
+    if settings["selection"] == "study" and src.size() is None:
+        raise LdmdataError(f"selection: study ranks a whole source; {src.spec} has no end")
     roles = roles_needed(task, settings)
     refs, model_records = prepare_models(roles, profile, models_params or {}, tiny_dir)
     config = {
@@ -96,13 +101,15 @@ def build_dataset(
     ) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
+        if settings["selection"] == "study":
+            src = select_study(src, settings["selection_k"] or n, settings, models)
         with ThreadPoolExecutor(settings["workers"]) as pool:
             if engine.name == "local":
                 outcomes = partial(_outcomes, src, builder=builder, pool=pool,
                                    settings=settings)
             else:
                 outcomes = partial(_engine_outcomes, engine=engine, settings=settings,
-                                   make_worker=BuildWorkerFactory(task, settings, refs, source))
+                                   make_worker=BuildWorkerFactory(task, settings, refs, src))
             cursor, exhausted = _fill(writer, outcomes, builder.task, settings, on_progress)
         if writer.n_written == 0:
             raise LdmdataError(
@@ -188,12 +195,12 @@ class BuildWorkerFactory:
     task: str
     settings: dict
     refs: dict[str, ModelRef]
-    source: str
+    source: object  # the opened (and selected) source; it travels to the workers
 
     def __call__(self) -> tuple:
         torch.set_num_threads(self.settings["threads"])
         builder = BUILDERS[self.task](self.settings, Models(self.refs, self.settings))
-        return open_source(self.source, seed=self.settings["seed"]), builder, self.settings
+        return self.source, builder, self.settings
 
 
 def build_batch(worker: tuple, span: tuple[int, int]) -> list[tuple]:

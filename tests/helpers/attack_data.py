@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.images import encode_png
+from ldmdata.dataset.png import encode_png
 
 PROMPTS = ["a red ball on a table", "a dog in the snow", "a boat on a lake at night"]
 
@@ -47,7 +47,7 @@ def features(kind: str) -> datasets.Features:
             mask_fraction=datasets.Value("float32"),
         )
     if kind == "sr":
-        from ldmdata.build.sr import FEATURES as SR_FEATURES
+        from ldmdata.builders.sr import FEATURES as SR_FEATURES
 
         return SR_FEATURES
     return datasets.Features(columns)

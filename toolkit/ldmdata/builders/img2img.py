@@ -1,4 +1,5 @@
-"""img2img pairs: the image (centre-cropped square, resized) + caption + edit prompts."""
+"""img2img pairs: the image (centre-cropped square or squashed, resized) + caption + edit
+prompts (written and chosen by CLIP, or the source's own)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from datasets import Features, Image, List, Value
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from ldmdata.build.steps import Models, choose_captions, choose_prompts
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.steps import Models, choose_captions, prompts_for
 from ldmdata.errors import InputRejected
 from ldmdata.sources.base import SourceItem
 
@@ -15,7 +17,7 @@ FEATURES = Features(
         "id": Value("string"),
         "source_id": Value("string"),
         "image": Image(),
-        "caption": Value("string"),
+        "caption": Value("string"),  # "" when no caption was needed nor given
         "captions": List(Value("string")),
         "prompts": List(Value("string")),
         "prompt_clip_scores": List(Value("float32")),
@@ -25,19 +27,24 @@ FEATURES = Features(
 )
 
 
-def square(image: PILImage.Image, size: int) -> PILImage.Image:
-    """The centred square of ``image`` resized to ``size`` (antialiased)."""
+def resize_to(image: PILImage.Image, size: int, how: str) -> PILImage.Image:
+    """``image`` as a ``size`` square: ``center_crop`` takes the centred square (antialiased
+    Lanczos); ``squash`` resizes the whole image, aspect not kept, with PIL's default bicubic
+    filter, as the study's notebooks did (``Image.resize((512, 512))``)."""
+    if how == "squash":
+        return image.resize((size, size), PILImage.Resampling.BICUBIC)
     return ImageOps.fit(image, (size, size), PILImage.Resampling.LANCZOS)
 
 
 def attach_prompts(
-    rows: list[dict | InputRejected], pictures: list[PILImage.Image | None], seeds: list[int],
-    settings: dict, models: Models, picture_column: str,
+    rows: list[dict | InputRejected], pictures: list[PILImage.Image | None],
+    items: list[SourceItem], seeds: list[int], settings: dict, models: Models,
+    picture_column: str,
 ) -> list[dict | InputRejected]:
     """Fill ``prompts`` and ``prompt_clip_scores`` of the live rows (scored on their picture)."""
     live = [i for i, r in enumerate(rows) if not isinstance(r, InputRejected)]
-    chosen = choose_prompts(
-        [pictures[i] for i in live], [rows[i]["captions"] for i in live],
+    chosen = prompts_for(
+        [pictures[i] for i in live], [items[i] for i in live], [rows[i]["captions"] for i in live],
         [seeds[i] for i in live], settings, models,
     )
     for i, result in zip(live, chosen, strict=True):
@@ -61,15 +68,15 @@ class Img2ImgBuilder:
     def process(
         self, items: list[SourceItem], images: list[PILImage.Image], seeds: list[int]
     ) -> list[dict | InputRejected]:
-        size = self.settings["size"]
-        squares = [square(image, size) for image in images]
-        captions = choose_captions(squares, [it.captions for it in items], self.settings,
-                                   self.models)
+        s, size = self.settings, self.settings["size"]
+        pictures = [resize_to(image, size, s["resize"]) for image in images]
+        captions = choose_captions(pictures, [it.captions for it in items], s, self.models,
+                                   needed=captions_needed(self.task, s))
         rows: list[dict | InputRejected] = [
             caps if isinstance(caps, InputRejected) else {
-                "source_id": item.source_id, "caption": caps[0], "captions": caps,
-                "width": size, "height": size,
+                "source_id": item.source_id, "caption": caps[0] if caps else "",
+                "captions": caps, "width": size, "height": size,
             }
             for item, caps in zip(items, captions, strict=True)
         ]
-        return attach_prompts(rows, squares, seeds, self.settings, self.models, "image")
+        return attach_prompts(rows, pictures, items, seeds, s, self.models, "image")

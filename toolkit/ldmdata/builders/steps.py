@@ -7,20 +7,24 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from ldmdata.builders.settings import captions_needed
+from ldmdata.builders.text import has_words
 from ldmdata.errors import InputRejected
 from ldmdata.models.loading import resolved_commit
 from ldmdata.models.refs import ModelRef
-from ldmdata.text import has_words
+from ldmdata.sources.base import SourceItem
 
 
 def roles_needed(task: str, settings: dict) -> list[str]:
-    """Model roles a build with these settings may load (recorded in the manifest)."""
+    """Model roles a build with these (resolved) settings may load (recorded in the manifest).
+    CLIP always: it ranks captions and labels and scores every prompt, given or written."""
     roles = ["clip"]
-    if settings["caption_from"] != "source":
+    caption_from = settings["caption_from"]
+    if caption_from == "model" or (caption_from == "auto" and captions_needed(task, settings)):
         roles.append("captioner")
-    if settings["prompt_writer"] == "llm":
+    if settings["prompts_from"] == "model" and settings["prompt_writer"] == "llm":
         roles.append("llm")
-    if task == "inpaint":
+    if task == "inpaint" and settings["mask_from"] == "model":
         roles.append("detector")
         official = settings["segmenter_backend"] == "segment-anything"
         roles.append("segmenter_official" if official else "segmenter")
@@ -69,7 +73,7 @@ class Models:
 
     @property
     def prompt_writer(self):
-        from ldmdata.models.prompts import make_prompt_writer
+        from ldmdata.builders.prompts import make_prompt_writer
 
         kind = self.settings["prompt_writer"]
         if "prompt_writer" not in self._loaded:
@@ -106,10 +110,12 @@ def item_seed(seed: int, index: int) -> int:
 
 
 def choose_captions(
-    images: list[Image.Image], source_captions: list[list[str]], settings: dict, models: Models
+    images: list[Image.Image], source_captions: list[list[str]], settings: dict, models: Models,
+    needed: bool = True,
 ) -> list[list[str] | InputRejected]:
     """Captions per image, best first: the source's (ranked by CLIP score, top ``num_captions``,
-    as the study ranked COCO's) or the captioner's."""
+    as the study ranked COCO's) or the captioner's. When nothing ``needed`` them, an image
+    without source captions gets none (the captioner runs only under ``caption_from: model``)."""
     mode = settings["caption_from"]
     source_captions = [[c for c in caps if has_words(c)] for caps in source_captions]
     use_source = [bool(c) and mode != "model" for c in source_captions]
@@ -123,6 +129,8 @@ def choose_captions(
             order = np.argsort(-np.asarray(row), kind="stable")[: settings["num_captions"]]
             result[i] = [source_captions[i][j] for j in order]
     missing = [i for i, use in enumerate(use_source) if not use]
+    if not needed and mode != "model":
+        return result
     if missing and mode == "source":
         for i in missing:
             result[i] = InputRejected("no source caption")
@@ -165,3 +173,29 @@ def choose_prompts(
         order = np.argsort(-np.asarray(row), kind="stable")[:m]
         out.append(([cands[j] for j in order], [float(row[j]) for j in order]))
     return out
+
+
+def source_prompts(
+    images: list[Image.Image], given: list[list[str]], models: Models
+) -> list[tuple[list[str], list[float]] | InputRejected]:
+    """A source's own edit prompts, as given and in its order, with their CLIP scores."""
+    live = [i for i, prompts in enumerate(given) if prompts]
+    out: list[tuple[list[str], list[float]] | InputRejected] = [
+        InputRejected("no source prompts") for _ in images
+    ]
+    if live:
+        scores = models.clip.image_text_scores([images[i] for i in live], [given[i] for i in live])
+        for i, row in zip(live, scores, strict=True):
+            out[i] = (list(given[i]), [float(v) for v in row])
+    return out
+
+
+def prompts_for(
+    images: list[Image.Image], items: list[SourceItem], captions: list[list[str]],
+    seeds: list[int], settings: dict, models: Models,
+) -> list[tuple[list[str], list[float]] | InputRejected]:
+    """Edit prompts and their CLIP scores per image: the source's own under ``prompts_from:
+    source``, else written from the captions and chosen by CLIP (:func:`choose_prompts`)."""
+    if settings["prompts_from"] == "source":
+        return source_prompts(images, [item.prompts for item in items], models)
+    return choose_prompts(images, captions, seeds, settings, models)

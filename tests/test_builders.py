@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from corpus import write_bad_corpus
-from ldmdata.build import build_dataset
+from helpers.corpus import write_bad_corpus
+from ldmdata.builders import build_dataset
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError
 

@@ -1,0 +1,1 @@
+"""Test data builders shared by the test modules (importable as ``helpers.*``)."""
