@@ -4,11 +4,10 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
 from helpers.attack_data import make_dataset
-from helpers.cli import command
-from ldmdata.attacks.runner import RunOptions, attack, attack_from_params, batches
+from helpers.cli import CliRunner, command
+from ldmdata.attacks.runner import RunOptions, attack, attack_from_params
 from ldmdata.dataset import iter_rows, verify
 from ldmdata.errors import LdmdataError
 from ldmdata.provenance import dvc_hash
@@ -191,9 +190,3 @@ def test_stage_reads_its_params_section(datasets_dir, tmp_path, tiny_dir):
                            params, tiny_dir)
 
 
-def test_batches_keep_one_size_and_never_cross_a_shard():
-    pairs = [(row, k) for row in range(4) for k in range(3)]  # 4 images x 3 prompts
-    sizes = {0: 64, 1: 64, 2: 128, 3: 128}
-    got = list(batches(pairs, 0, batch_size=5, shard_size=4, size_of=sizes.get))
-    assert got == [(0, 4), (4, 6), (6, 8), (8, 12)]
-    assert list(batches(pairs, 8, 5, 4, sizes.get)) == [(8, 12)]  # a resumed run: same batches

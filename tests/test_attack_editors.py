@@ -6,10 +6,9 @@ import re
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from helpers.attack_data import PROMPTS, make_dataset, scene
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from ldmdata.attacks.params import resolve_params
 from ldmdata.attacks.runner import Attacker, attack, to_tensor
 from ldmdata.dataset import iter_rows, verify

@@ -8,10 +8,9 @@ import pytest
 import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
-from typer.testing import CliRunner
 
 from helpers.attack_data import PROMPTS, make_dataset, scene
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from ldmdata.attacks.eot import EotTransforms, parse_eot, split_eot
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.params import resolve_params

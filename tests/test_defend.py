@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import ldmdata.purify.impress as impress_module
 from helpers.attack_data import scene
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import FAST
 from ldmdata.dataset import iter_rows, read_manifest, verify
-from ldmdata.defend import Defender, DefendOptions, defend, make_defence, parse_defence
+from ldmdata.defend import DefendOptions, defend
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import dvc_hash
+from ldmdata.purify import Defender, make_defence, parse_defence
 from ldmdata.purify import spec as purify_spec
 from ldmdata.purify.diffusion import grid_boxes, gridpure
 from ldmdata.seeds import derive_seed

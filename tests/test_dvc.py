@@ -16,11 +16,16 @@ from ldmdata.provenance import dvc_hash
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(cwd, *cmd):
+def completed(cwd, *cmd):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{cmd}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+def run(cwd, *cmd):
+    result = completed(cwd, *cmd)
     return result.stdout + result.stderr
 
 
@@ -74,6 +79,7 @@ def test_repro_runs_the_whole_pipeline_then_nothing(project):
     first = run(project, "dvc", "repro")
     for stage in STAGES:
         assert f"Running stage '{stage}'" in first
+    assert "requires_safety_checker" not in first  # no diffusers warning per upscaler load
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert sorted(lock["stages"]) == sorted(STAGES)
     for stage in STAGES[1:-3]:  # builds, attacks, edits: the lock's hash is the files' hash
@@ -86,6 +92,26 @@ def test_repro_runs_the_whole_pipeline_then_nothing(project):
 
     second = run(project, "dvc", "repro")
     assert "Running stage" not in second
+
+
+def test_a_code_change_makes_the_stages_that_import_it_stale(project):
+    """A comment edited in the CLIP scorer: evaluate (and the builders, which rank prompts with
+    CLIP) become stale; the attacks and edits, which never import it, do not."""
+    def stale():
+        return set(json.loads(completed(project, "dvc", "status", "--json").stdout))
+
+    clip = project / "toolkit/ldmdata/models/clip.py"
+    text = clip.read_text()
+    before = stale()
+    clip.write_text(text + "# a comment edited after the repro\n")
+    try:
+        changed = stale() - before
+    finally:
+        clip.write_text(text)
+    assert "evaluate" not in before
+    assert {"evaluate", "build_inpaint", "build_img2img", "build_sr"} <= changed
+    assert not [name for name in changed if name.startswith(("attack@", "photoguard@", "edit@"))]
+    assert stale() == before
 
 
 def test_metrics_plots_report_and_trace(project):

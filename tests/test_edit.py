@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 from helpers.attack_data import make_dataset
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import FAST, make_attack_set, make_sr_dataset
 from ldmdata.dataset import iter_rows, read_manifest, verify
 from ldmdata.edit import EditOptions, edit, resolve_edit_params

@@ -8,17 +8,18 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
-from typer.testing import CliRunner
 
 from helpers.attack_data import scene
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import FAST
+from ldmdata.dataset import iter_rows
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import cluster_mean, evaluate, evaluate_settings, ms_ssim, psnr, ssim
-from ldmdata.metrics.evaluation import DEFAULTS, _fid
+from ldmdata.metrics.evaluation import _fid
 from ldmdata.metrics.features import ClipImageFeatures, Precomputed, as_uint8, choose_features
 from ldmdata.metrics.functional import ms_ssim_betas
+from ldmdata.metrics.settings import DEFAULTS
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import PARQUET_KEY, dvc_hash
@@ -241,3 +242,29 @@ def test_inception_features_when_the_weights_are_on_disk(world, tmp_path, tiny_d
                     tmp_path / "s.json", tmp_path / "s.parquet", clip_ref(tiny_dir), settings)
     assert same["metrics"]["fid"]["mean"] == pytest.approx(
         same["metrics"]["fid_reference"]["mean"])
+
+
+def test_sr_edits_are_also_compared_with_the_hr_images(tmp_path, tiny_dir):
+    """The sr leg: each upscale (of the adversarial and of the clean LR) against HR too."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from helpers.eval_data import make_attack_set, make_sr_dataset
+
+    dataset = make_sr_dataset(tmp_path / "sr", n=2)
+    adversarial = make_attack_set(dataset, tmp_path / "adv", tiny_dir, eps=0.05,
+                                  target="unet.resnet")
+    options = EditOptions(batch_size=2, prompts=[0], device="cpu")
+    edit(dataset, tmp_path / "clean", overrides=FAST, tiny_dir=tiny_dir, options=options)
+    edit(dataset, tmp_path / "up", images_dir=adversarial, overrides=FAST, tiny_dir=tiny_dir,
+         options=options)
+    summary = evaluate(tmp_path / "up", tmp_path / "clean", dataset, tmp_path / "m.json",
+                       tmp_path / "m.parquet", ModelRef("clip", str(tiny_dir / "clip")),
+                       {"metrics": ["psnr", "ssim", "ms_ssim"], "bootstrap": 20})
+    m = summary["metrics"]
+    for name in ("psnr", "ssim", "ms_ssim"):
+        assert {name, f"{name}_hr", f"{name}_hr_reference"} <= set(m)
+        assert m[f"{name}_hr"]["higher_is_better"] and m[f"{name}_hr"]["ci_unit"] == "image"
+    hr = {row["id"]: np.asarray(row["hr"]) for row in iter_rows(dataset, columns=["id", "hr"])}
+    ups = {row["sample_id"]: np.asarray(row["image"]) for row in iter_rows(tmp_path / "up")}
+    expected = np.mean([peak_signal_noise_ratio(hr[k], ups[k], data_range=255) for k in hr])
+    assert m["psnr_hr"]["mean"] == pytest.approx(expected, abs=1e-6)  # skimage, independently

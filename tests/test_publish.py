@@ -16,9 +16,8 @@ from datasets import Features, Image, List, Value
 from huggingface_hub import DatasetCard, constants
 from huggingface_hub.errors import HfHubHTTPError
 from PIL import Image as PILImage
-from typer.testing import CliRunner
 
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from ldmdata.dataset import ShardedWriter
 from ldmdata.dataset.png import encode_png
 from ldmdata.errors import LdmdataError
@@ -127,17 +126,11 @@ def online(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
 
 
-# The command on its own app, so these tests do not depend on the other command groups.
-app = command()
-
-
-@app.callback()
-def _root() -> None:
-    """ldmdata, publish only."""
+app = command("publish")
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(app, ["publish", *map(str, args)])
+    return CliRunner().invoke(app, [*map(str, args)])
 
 
 def all_text(folder: Path) -> bytes:

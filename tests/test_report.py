@@ -5,9 +5,8 @@ import json
 
 import pytest
 from dvc.render.converter.vega import get_datapoints
-from typer.testing import CliRunner
 
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import FAST, make_world, one_thread
 from ldmdata.edit import EditOptions, edit
 from ldmdata.errors import LdmdataError

@@ -4,9 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from helpers.cli import command
+from helpers.cli import CliRunner, command
 from helpers.eval_data import make_world, one_thread
 from ldmdata.errors import LdmdataError
 from ldmdata.metrics import evaluate

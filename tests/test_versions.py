@@ -203,11 +203,11 @@ def test_dvc_sharing_round_trip(tmp_path, tiny_dir):
 
 def test_open_dataset_is_exported_without_a_heavy_import():
     code = (
-        "import sys, ldmdata\n"
+        "import sys, ldmdata.publish\n"
         "heavy = {'dvc', 'datasets', 'torch'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
         "from ldmdata.publish.versions import open_dataset\n"
-        "assert ldmdata.open_dataset is open_dataset\n"
+        "assert ldmdata.publish.open_dataset is open_dataset\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

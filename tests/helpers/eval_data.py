@@ -16,6 +16,7 @@ from PIL import Image
 from helpers.attack_data import PROMPTS, make_dataset, scene
 from ldmdata.attacks.runner import FEATURES as ATTACK_FEATURES
 from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
+from ldmdata.dataset.inputs import IMAGE_COLUMN
 from ldmdata.dataset.png import encode_png
 from ldmdata.models.editors import describe_model
 from ldmdata.models.refs import ModelRef
@@ -25,9 +26,11 @@ from ldmdata.provenance import dvc_hash
 def make_attack_set(dataset: Path, out: Path, tiny_dir: Path, eps: float = 0.1,
                     prompts: list[int] | None = None, target: str = "vae.encoder") -> Path:
     """'Attack' every (image, prompt) of ``dataset`` with seeded uniform noise of size ``eps``."""
-    rows = list(iter_rows(dataset, columns=["id", "source_id", "image", "prompts"]))
     manifest = read_manifest(dataset)
-    role = "sd_inpaint" if manifest["kind"] == "inpaint" else "sd_img2img"
+    column = IMAGE_COLUMN[manifest["kind"]]  # sr: the low-res image is attacked
+    rows = [{**row, "image": row[column]} for row in
+            iter_rows(dataset, columns=["id", "source_id", column, "prompts"])]
+    role = {"inpaint": "sd_inpaint", "sr": "sd_upscale"}.get(manifest["kind"], "sd_img2img")
     model = describe_model(ModelRef(role, str(tiny_dir / role)))
     n = 0
     with ShardedWriter(out, kind="attack", features=ATTACK_FEATURES,

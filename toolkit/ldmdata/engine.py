@@ -21,10 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import torch
-
 from ldmdata.errors import LdmdataError
-from ldmdata.models.editors import pick_device
 
 ENGINES = ("local", "ray")
 # The ``engine`` keys of a stage's params.yaml section, with their defaults.
@@ -77,14 +74,6 @@ class Engine:
         if self.name == "local":
             return {"engine": "local"}
         return {"engine": "ray", "workers": self.workers, "gpus_per_worker": self.gpus_per_worker}
-
-
-def run_device(engine: Engine, device: str) -> torch.device:
-    """Where the batches run; a Ray worker's GPU need not exist on this machine."""
-    chosen = engine.worker_device(device)
-    if engine.name == "ray" and chosen.startswith("cuda"):
-        return torch.device(chosen)
-    return pick_device(chosen)
 
 
 @contextmanager

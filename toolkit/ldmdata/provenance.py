@@ -17,12 +17,6 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
-import pyarrow.parquet as pq
-from dvc_data.hashfile.build import build
-from dvc_data.hashfile.db import HashFileDB
-from dvc_data.hashfile.hash import hash_file
-from dvc_objects.fs import LocalFileSystem
-
 from ldmdata import __version__
 from ldmdata.errors import LdmdataError
 
@@ -51,6 +45,11 @@ def code_version() -> dict:
 
 def dvc_hash(path: Path) -> str:
     """DVC's md5 for a file or folder (``<md5>.dir`` for folders), as dvc.lock records it."""
+    from dvc_data.hashfile.build import build  # on use: dvc_data takes a second to import
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.hash import hash_file
+    from dvc_objects.fs import LocalFileSystem
+
     fs = LocalFileSystem()
     path = Path(path).resolve()
     if path.is_file():
@@ -117,6 +116,8 @@ def embed_html(prov: dict) -> str:
 
 def read_provenance(path: Path) -> dict:
     """The provenance block of a metrics JSON, a per-sample parquet or a report (md/html)."""
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if not path.is_file():
         raise LdmdataError(f"{path}: no such file")

@@ -34,17 +34,18 @@ from ldmdata.attacks.methods import (
 from ldmdata.attacks.params import METHODS, AttackParams, resolve_params
 from ldmdata.attacks.protections import PROTECTIONS, check_timesteps
 from ldmdata.attacks.targets import check_target_for_editor, check_target_name, resolve_target
-from ldmdata.dataset import ShardedWriter, iter_rows, read_manifest
+from ldmdata.dataset import ShardedWriter, iter_rows, read_input_manifest
 from ldmdata.dataset.inputs import IMAGE_COLUMN
 from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
 from ldmdata.dataset.png import encode_png
-from ldmdata.engine import ENGINE_DEFAULTS, Engine, connect, run_batches, run_device
+from ldmdata.engine import ENGINE_DEFAULTS, Engine, connect, run_batches
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
     pick_dtype,
+    run_device,
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known, parse_prompts
@@ -88,7 +89,7 @@ class RunOptions(JobOptions):
 
 def check_dataset(folder: Path) -> dict:
     """The input manifest; LdmdataError unless it is a finished img2img/inpaint/sr dataset."""
-    manifest = read_manifest(folder)
+    manifest = read_input_manifest(folder)
     kind = manifest.get("kind")
     if kind not in TASKS:
         raise LdmdataError(

@@ -9,8 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ldmdata.attacks.params import METHODS, PRESETS
-from ldmdata.attacks.runner import RunOptions, attack
-from ldmdata.attacks.targets import describe_targets
 from ldmdata.cli.common import (
     EngineOpt,
     GpusPerWorkerOpt,
@@ -114,6 +112,9 @@ def attack_command(
     list_targets: Annotated[bool, Opt("--list-targets", help="Print the named targets.")] = False,
 ) -> None:
     """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
+    from ldmdata.attacks.runner import RunOptions, attack
+    from ldmdata.attacks.targets import describe_targets
+
     if list_targets:
         for name, path, editors, text in describe_targets():
             console.print(f"{name:<20} {path:<58} {editors:<29} {text}", markup=False)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ldmdata.builders import build_dataset
 from ldmdata.cli.common import console, user_errors
 from ldmdata.params import load_params
 
@@ -65,6 +64,8 @@ def _engine_options(engine, ray_address, workers, gpus_per_worker) -> dict:
 
 def _run(task: str, out: Path, options: dict, source: str | None, profile: str | None,
          params_file: Path | None, overwrite: bool, tiny_dir: Path | None) -> None:
+    from ldmdata.builders import build_dataset
+
     params = load_params(params_file) if params_file else {}
     section = dict(params.get(f"build_{task}") or {})
     section.update({k: v for k, v in options.items() if v is not None})

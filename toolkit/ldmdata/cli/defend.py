@@ -16,9 +16,8 @@ from ldmdata.cli.common import (
     make_engine,
     user_errors,
 )
-from ldmdata.defend.runner import DefendOptions, defend
 from ldmdata.params import load_params
-from ldmdata.purify import DEFAULTS
+from ldmdata.purify.spec import DEFAULTS
 
 Opt = typer.Option
 
@@ -55,6 +54,8 @@ def defend_command(
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling, DiffPure, GrIDPure, IMPRESS)
     to every image of a set."""
+    from ldmdata.defend.runner import DefendOptions, defend
+
     models_params = {}
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})

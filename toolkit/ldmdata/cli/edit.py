@@ -19,7 +19,6 @@ from ldmdata.cli.common import (
     user_errors,
 )
 from ldmdata.edit.params import EDITORS, PRESETS
-from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
 from ldmdata.params import load_params, parse_prompts
 
 Opt = typer.Option
@@ -80,6 +79,8 @@ def edit_command(
     gpus_per_worker: GpusPerWorkerOpt = 0,
 ) -> None:
     """Edit a clean, adversarial or defended set with a Stable Diffusion pipeline."""
+    from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
+
     models_params = {}
     if profile == "real":
         models_params = dict(load_params(params_file).get("models") or {})

@@ -9,10 +9,7 @@ import typer
 
 from ldmdata.cli.common import console, user_errors
 from ldmdata.errors import LdmdataError
-from ldmdata.metrics.evaluation import DEFAULTS, evaluate, evaluate_settings
-from ldmdata.metrics.protocols import PROTOCOLS
-from ldmdata.models.refs import ModelRef, resolve
-from ldmdata.models.tiny import ensure_tiny_models
+from ldmdata.metrics.settings import DEFAULTS, PROTOCOLS, evaluate_settings
 from ldmdata.params import load_params
 
 Opt = typer.Option
@@ -85,6 +82,10 @@ def evaluate_command(
     }
     settings = evaluate_settings({**{k: v for k, v in given.items() if v is not None},
                                   **parse_psnr_cap(psnr_cap)})
+    from ldmdata.metrics.evaluation import evaluate
+    from ldmdata.models.refs import ModelRef, resolve
+    from ldmdata.models.tiny import ensure_tiny_models
+
     if clip_model:
         clip = ModelRef("clip", clip_model, None)
     else:

@@ -9,7 +9,6 @@ import typer
 
 from ldmdata.cli.common import console, user_errors
 from ldmdata.errors import LdmdataError
-from ldmdata.models.tiny import BUILDERS, build_tiny_models
 
 app = typer.Typer(help="Model sets.", no_args_is_help=True)
 
@@ -24,6 +23,8 @@ def tiny(
 ) -> None:
     """Write the tiny model set: small random models with the real architectures (noise
     outputs; for offline tests and the default pipeline)."""
+    from ldmdata.models.tiny import BUILDERS, build_tiny_models
+
     unknown = sorted(set(role or []) - set(BUILDERS))
     if unknown:
         raise LdmdataError(f"unknown role(s) {', '.join(unknown)}; known: {', '.join(BUILDERS)}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, user_errors
-from ldmdata.publish import DEFAULT_LICENSE, publish
+from ldmdata.publish.defaults import DEFAULT_LICENSE
 
 
 @user_errors
@@ -44,6 +44,8 @@ def publish_command(
 
     The token comes from HF_TOKEN or `hf auth login`; it is never printed or written.
     """
+    from ldmdata.publish import publish
+
     result = publish(
         dataset_dir,
         repo_id,

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, err_console, user_errors
-from ldmdata.trace import trace
 
 
 @user_errors
@@ -19,6 +18,8 @@ def trace_command(
         "--lock", help="dvc.lock to check against (default: the project's).")] = None,
 ) -> None:
     """Print the chain back to the source; exit 1 naming the first broken link."""
+    from ldmdata.trace import trace
+
     result = trace(target, lock)
     lines = result.lines()
     for line in lines[:-1]:

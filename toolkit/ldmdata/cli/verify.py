@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ldmdata.cli.common import console, err_console, user_errors
-from ldmdata.dataset import read_manifest, verify
 
 
 @user_errors
@@ -16,6 +15,8 @@ def verify_command(
     folder: Annotated[Path, typer.Argument(help="A dataset folder written by ldmdata.")],
 ) -> None:
     """Re-hash every shard and row against manifest.json; exit 1 naming the first mismatch."""
+    from ldmdata.dataset import read_manifest, verify
+
     problems = verify(folder)
     if problems:
         err_console.print(f"{folder}: {problems[0]}", markup=False)

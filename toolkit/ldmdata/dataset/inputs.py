@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ldmdata.dataset.reader import iter_rows, read_manifest
+from ldmdata.dataset.reader import iter_rows, read_input_manifest, read_manifest
 from ldmdata.errors import LdmdataError
 from ldmdata.provenance import dvc_hash, portable_path
 
@@ -92,7 +92,7 @@ def open_input(folder: Path, role: str = "images", near: Path | None = None) -> 
     ``near``: where its record will be written (see :func:`ldmdata.trace.portable_path`).
     """
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_input_manifest(folder)
     kind = manifest.get("kind")
     record = folder_record(folder, role, near)
     if kind in TASKS:

@@ -22,14 +22,17 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
 from ldmdata.dataset.hashing import content_hash, file_sha256, row_digest
 from ldmdata.errors import LdmdataError
+
+if TYPE_CHECKING:
+    import datasets
 
 FORMAT_VERSION = 1
 SPLIT = "train"
@@ -123,6 +126,8 @@ class ShardedWriter:
         self.kind = kind
         self.features = features
         self.schema = features.arrow_schema
+        import datasets  # the caller made ``features`` with it, so it is loaded already
+
         self.image_columns = [k for k, v in features.items() if isinstance(v, datasets.Image)]
         self.config = json.loads(json.dumps(config, sort_keys=True))
         self.shard_size = shard_size

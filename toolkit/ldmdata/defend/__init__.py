@@ -1,16 +1,11 @@
-"""Input-purification defences: alone (``ldmdata defend``) or as a step before an edit."""
+"""Input-purification defences: alone (``ldmdata defend``) or as a step before an edit.
 
-from ldmdata.defend.runner import DefendOptions, defend, defend_dataset
-from ldmdata.purify import DEFAULTS, METHODS, Defence, Defender, make_defence, parse_defence
+The names below load on first use, so the CLI's help stays free of torch; the defences
+themselves live in :mod:`ldmdata.purify`.
+"""
 
-__all__ = [
-    "DEFAULTS",
-    "METHODS",
-    "DefendOptions",
-    "Defence",
-    "Defender",
-    "defend",
-    "defend_dataset",
-    "make_defence",
-    "parse_defence",
-]
+from ldmdata.lazy import lazy_exports
+
+_LAZY = dict.fromkeys(("DefendOptions", "defend", "defend_dataset"), "ldmdata.defend.runner")
+__all__ = sorted(_LAZY)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -16,13 +16,14 @@ from ldmdata.dataset import ShardedWriter
 from ldmdata.dataset.inputs import DEFENDED, InputSet, open_input
 from ldmdata.dataset.jobs import JobOptions, batches
 from ldmdata.dataset.png import encode_png
-from ldmdata.engine import connect, run_batches, run_device
+from ldmdata.engine import connect, run_batches
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
     pick_dtype,
+    run_device,
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import code_version, source_fingerprint

@@ -2,19 +2,17 @@
 
 ``params`` holds the study's preset and validation, ``inputs`` reads the three kinds of image
 sets, ``runner`` edits one set into a new versioned one, and ``plan`` runs the DVC stage's
-default, transfer and defence runs.
+default, transfer and defence runs. The names below load on first use, so
+``ldmdata.edit.params`` (what the CLI's help needs) stays free of torch.
 """
 
-from ldmdata.edit.params import EDITORS, PRESETS, EditParams, resolve_edit_params
-from ldmdata.edit.runner import EditOptions, edit, edit_dataset, run_editor
+from ldmdata.lazy import lazy_exports
 
-__all__ = [
-    "EDITORS",
-    "PRESETS",
-    "EditOptions",
-    "EditParams",
-    "edit",
-    "edit_dataset",
-    "resolve_edit_params",
-    "run_editor",
-]
+_LAZY = {
+    **dict.fromkeys(("EDITORS", "PRESETS", "EditParams", "resolve_edit_params"),
+                    "ldmdata.edit.params"),
+    **dict.fromkeys(("EditOptions", "edit", "edit_dataset", "run_editor"),
+                    "ldmdata.edit.runner"),
+}
+__all__ = sorted(_LAZY)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -25,13 +25,14 @@ from ldmdata.dataset.inputs import InputSet, check_same_dataset, open_input
 from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
 from ldmdata.dataset.png import encode_png
 from ldmdata.edit.params import EditParams, check_editor, default_editor, resolve_edit_params
-from ldmdata.engine import connect, run_batches, run_device
+from ldmdata.engine import connect, run_batches
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
     pick_dtype,
+    run_device,
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import is_int

@@ -5,14 +5,15 @@ The names below load torch and torchmetrics on first use, so ``ldmdata.metrics.n
 the report needs) stays light.
 """
 
+from ldmdata.lazy import lazy_exports
 from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
 
 _LAZY = {
-    "DEFAULTS": "ldmdata.metrics.evaluation",
+    "DEFAULTS": "ldmdata.metrics.settings",
     "evaluate": "ldmdata.metrics.evaluation",
-    "evaluate_settings": "ldmdata.metrics.evaluation",
+    "evaluate_settings": "ldmdata.metrics.settings",
     "model_label": "ldmdata.metrics.evaluation",
-    "PROTOCOLS": "ldmdata.metrics.protocols",
+    "PROTOCOLS": "ldmdata.metrics.settings",
     "cluster_mean": "ldmdata.metrics.intervals",
     "pooled_psnr": "ldmdata.metrics.intervals",
     "ms_ssim": "ldmdata.metrics.functional",
@@ -22,11 +23,4 @@ _LAZY = {
 }
 
 __all__ = ["HIGHER_IS_BETTER", "METRICS", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ldmdata.metrics' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

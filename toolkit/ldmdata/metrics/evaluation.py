@@ -32,7 +32,6 @@ from ldmdata.dataset import iter_rows, read_manifest
 from ldmdata.dataset.inputs import IMAGE_COLUMN, folder_record
 from ldmdata.dataset.writer import write_json_atomic
 from ldmdata.errors import LdmdataError
-from ldmdata.metrics import functional as MF
 from ldmdata.metrics.features import (
     ClipImageFeatures,
     ClipZeroShotLogits,
@@ -50,79 +49,16 @@ from ldmdata.metrics.intervals import (
     pooled_psnr,
     resampled_rows,
 )
-from ldmdata.metrics.names import HIGHER_IS_BETTER, METRICS
-from ldmdata.metrics.protocols import PROTOCOLS, pair_metrics, prepare, ssim_options
+from ldmdata.metrics.names import HIGHER_IS_BETTER
+from ldmdata.metrics.protocols import PAIR_METRICS, pair_metrics, prepare, ssim_options
+from ldmdata.metrics.settings import evaluate_settings
 from ldmdata.models.clip import ClipScorer
 from ldmdata.models.editors import describe_model, pick_device, quiet_loading
 from ldmdata.models.refs import ModelRef
-from ldmdata.params import is_int, is_number, merge_known
 from ldmdata.provenance import PARQUET_KEY, portable_path, provenance
 from ldmdata.seeds import derive_seed
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
-
-# params.yaml ``evaluate`` section (and the library's defaults).
-DEFAULTS: dict = {
-    "protocol": "ldmdata",       # ldmdata | study (ldmdata.metrics.protocols)
-    "metrics": list(METRICS),
-    "features": "auto",          # auto | clip | inception (FID and IS)
-    "inception_weights": None,   # a local torch-fidelity Inception weights file
-    "psnr_cap": MF.DEFAULT_PSNR_CAP,  # dB; null keeps inf (left out of means, counted)
-    "ssim_sigma": 1.5,           # Gaussian window: 2 * int(3.5 sigma + 0.5) + 1 px
-    "ms_ssim_normalize": "relu",  # relu | simple | null (torchmetrics' options)
-    "bootstrap": 1000,           # cluster resamples (source images) for per-sample metrics
-    "set_bootstrap": 100,        # cluster resamples for FID / IS (each recomputes the metric)
-    "confidence": 0.95,
-    "seed": 0,
-    "is_splits": 10,
-    "batch_size": 16,
-    "device": "auto",
-    "precision": "float64",      # of PSNR/SSIM/MS-SSIM: float64 (SSIM of x vs x is 1) | float32
-    "threads": None,             # torch CPU threads; None leaves torch's choice
-}
-
-
-def evaluate_settings(given: dict | None = None) -> dict:
-    """``DEFAULTS`` updated by ``given``, validated (one line for the first bad value)."""
-    s = merge_known(DEFAULTS, given or {}, "evaluate params")
-    unknown = [m for m in s["metrics"] if m not in METRICS] if isinstance(s["metrics"], list) \
-        else ["(not a list)"]
-    if unknown or not s["metrics"]:
-        raise LdmdataError(
-            f"evaluate metrics: unknown {', '.join(map(str, unknown)) or '(empty list)'}; "
-            f"choose from {', '.join(METRICS)}"
-        )
-    checks = [
-        (s["protocol"] in PROTOCOLS,
-         f"protocol must be one of {', '.join(PROTOCOLS)}, got {s['protocol']!r}"),
-        (s["psnr_cap"] is None or is_number(s["psnr_cap"]) and s["psnr_cap"] > 0,
-         f"psnr_cap must be a positive number of dB or null, got {s['psnr_cap']!r}"),
-        (is_number(s["ssim_sigma"]) and s["ssim_sigma"] > 0,
-         f"ssim_sigma must be > 0, got {s['ssim_sigma']!r}"),
-        (s["ms_ssim_normalize"] in ("relu", "simple", None),
-         f"ms_ssim_normalize must be relu, simple or null, got {s['ms_ssim_normalize']!r}"),
-        (is_int(s["bootstrap"]) and s["bootstrap"] >= 0,
-         f"bootstrap must be an integer >= 0, got {s['bootstrap']!r}"),
-        (is_int(s["set_bootstrap"]) and s["set_bootstrap"] >= 0,
-         f"set_bootstrap must be an integer >= 0, got {s['set_bootstrap']!r}"),
-        (is_number(s["confidence"]) and 0 < s["confidence"] < 1,
-         f"confidence must be in (0, 1), got {s['confidence']!r}"),
-        (is_int(s["seed"]) and s["seed"] >= 0, f"seed must be an integer >= 0, got {s['seed']!r}"),
-        (is_int(s["is_splits"]) and s["is_splits"] >= 1,
-         f"is_splits must be an integer >= 1, got {s['is_splits']!r}"),
-        (is_int(s["batch_size"]) and s["batch_size"] >= 1,
-         f"batch_size must be an integer >= 1, got {s['batch_size']!r}"),
-        (s["precision"] in PRECISIONS,
-         f"precision must be float64 or float32, got {s['precision']!r}"),
-        (s["threads"] is None or is_int(s["threads"]) and s["threads"] >= 1,
-         f"threads must be an integer >= 1 or null, got {s['threads']!r}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise LdmdataError(message)
-    if s["features"] != "auto":
-        choose_features(s["features"], s["inception_weights"])
-    return s
 
 
 
@@ -338,6 +274,73 @@ class _Features:
         return torch.stack(out)
 
 
+class EditMetrics:
+    """Every metric of a stream of (edit, reference edit) batches, torchmetrics-style:
+    :meth:`update` per batch (per-pair values, features for the set metrics), :meth:`compute`
+    once (headlines with cluster-bootstrap intervals over source images).
+
+    For sr datasets each batch also brings the HR images: PSNR / SSIM / MS-SSIM of the edit
+    and of the reference edit against HR (``<metric>_hr``, ``<metric>_hr_reference``).
+    """
+
+    def __init__(self, s: dict, device: torch.device, scorer: ClipScorer | None,
+                 extract: _Features | None):
+        self.s, self.device, self.scorer, self.extract = s, device, scorer, extract
+        self.wanted = set(s["metrics"])
+        self.table: list[dict] = []
+        self.feats: dict[str, list] = {"test": [], "ref": [], "test_logits": [],
+                                       "ref_logits": []}
+
+    def update(self, rows: list[dict], tests: list[Image.Image], refs: list[Image.Image],
+               hrs: list[Image.Image] | None = None) -> None:
+        s, protocol = self.s, self.s["protocol"]
+        tests = prepare(tests, protocol, edited=True)
+        refs = prepare(refs, protocol, edited=True)
+        dtype = PRECISIONS[s["precision"]]
+        values = pair_metrics(tests, refs, s, dtype, self.device)
+        if hrs is not None:
+            hrs = prepare(hrs, protocol, edited=False)
+            for suffix, images in (("_hr", tests), ("_hr_reference", refs)):
+                for name, column in pair_metrics(images, hrs, s, dtype, self.device).items():
+                    if name in PAIR_METRICS:
+                        values[f"{name}{suffix}"] = column
+        if "clip_score" in self.wanted:
+            prompts = [[r["prompt"]] for r in rows]
+            values["clip_score"] = [v[0] for v in self.scorer.image_text_scores(tests, prompts)]
+            values["clip_score_reference"] = [
+                v[0] for v in self.scorer.image_text_scores(refs, prompts)]
+        self._update_features(tests, refs)
+        for i, row in enumerate(rows):
+            self.table.append({**row, **{name: column[i] for name, column in values.items()}})
+
+    def _update_features(self, tests: list[Image.Image], refs: list[Image.Image]) -> None:
+        extract = self.extract
+        if extract is None:
+            return
+        if "fid" in self.wanted:
+            self.feats["test"].append(extract(extract.fid_module, tests))
+            self.feats["ref"].append(extract(extract.fid_module, refs))
+        if "is" in self.wanted:
+            self.feats["test_logits"].append(extract(extract.is_module, tests))
+            self.feats["ref_logits"].append(extract(extract.is_module, refs))
+
+    def compute(self, dataset_dir: Path) -> dict:
+        metrics = _sample_summaries(self.table, self.s, self.wanted)
+        if self.extract is None:
+            return metrics
+        cat = {k: torch.cat(v) if v else None for k, v in self.feats.items()}
+        clusters = {"edits": [row["sample_id"] for row in self.table]}
+        if "fid" in self.wanted:
+            samples = {row["sample_id"] for row in self.table}
+            clusters["sources"], cat["sources"] = _source_features(
+                dataset_dir, samples, self.extract, self.s["protocol"])
+        for name, value in _set_metrics(cat, clusters, self.s, self.wanted,
+                                        self.extract.descriptions).items():
+            value["higher_is_better"] = HIGHER_IS_BETTER[name.split("_")[0]]
+            metrics[name] = value
+        return metrics
+
+
 def evaluate(
     edits_dir: Path,
     reference_dir: Path,
@@ -352,10 +355,39 @@ def evaluate(
 ) -> dict:
     """Evaluate ``edits_dir`` against ``reference_dir``; write both files; return the summary.
 
+    Read the inputs (checked), ``update`` the metrics batch by batch, ``compute`` them, write.
     ``scorer`` reuses a loaded :class:`ClipScorer` of ``clip`` (one per stage, not per set).
     """
     s = evaluate_settings(settings)
     edits_dir, reference_dir, dataset_dir = Path(edits_dir), Path(reference_dir), Path(dataset_dir)
+    test, dataset_record = _check_inputs(edits_dir, reference_dir, dataset_dir, metrics_file)
+    metrics = _new_metrics(s, clip, scorer)
+    for rows, tests, refs, hrs in _batches(edits_dir, reference_dir, dataset_dir, s):
+        metrics.update(rows, tests, refs, hrs)
+        if progress is not None:
+            progress(len(metrics.table), test["n"])
+    near = Path(metrics_file)
+    inputs = {"edits": folder_record(edits_dir, "edits", near),
+              "reference_edits": folder_record(reference_dir, "reference_edits", near),
+              "dataset": dataset_record, **upstream_records(test)}
+    summary = {
+        "protocol": s["protocol"],
+        "labels": {**labels_for(test), "protocol": s["protocol"], **(labels or {})},
+        "metrics": metrics.compute(dataset_dir),
+        "table": portable_path(Path(table_file), near),
+        "provenance": provenance(inputs, _models(test, clip, metrics.scorer),
+                                 {"evaluate": s, "edit": test["params"],
+                                  "defence": test.get("defence")}),
+    }
+    _write_table(Path(table_file), metrics.table, summary["provenance"])
+    Path(metrics_file).parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(metrics_file), summary)
+    return summary
+
+
+def _check_inputs(edits_dir: Path, reference_dir: Path, dataset_dir: Path,
+                  metrics_file: Path) -> tuple[dict, dict]:
+    """The edits' manifest and the dataset's record, once both sets are known comparable."""
     test = _edit_manifest(edits_dir, "edits")
     reference = _edit_manifest(reference_dir, "reference edits")
     check_comparable(test, reference)
@@ -367,77 +399,78 @@ def evaluate(
                 f"the {name} were made from a dataset with DVC hash {recorded}, but "
                 f"{dataset_dir} hashes to {dataset_record['dvc_hash']}"
             )
+    return test, dataset_record
+
+
+def _new_metrics(s: dict, clip: ModelRef, scorer: ClipScorer | None) -> EditMetrics:
+    """The metrics of one evaluation, with the CLIP scorer and FID/IS extractors they need."""
     wanted = set(s["metrics"])
     device = pick_device(s["device"])
     if s["threads"] is not None:
         torch.set_num_threads(s["threads"])
     features = choose_features(s["features"], s["inception_weights"]) \
         if wanted & {"fid", "is"} else None
-    need_clip = "clip_score" in wanted or features == "clip"
-    if need_clip and scorer is None:
+    if ("clip_score" in wanted or features == "clip") and scorer is None:
         with quiet_loading():
             scorer = ClipScorer(clip, device=str(device))
     extract = _Features(features, scorer, s["inception_weights"]) if features else None
+    return EditMetrics(s, device, scorer, extract)
 
+
+EDIT_COLUMNS = ["id", "sample_id", "prompt_index", "attack_prompt_index", "prompt", "image"]
+
+
+def _batches(edits_dir: Path, reference_dir: Path, dataset_dir: Path, s: dict):
+    """``(rows, edits, reference edits, HR images or None)`` of ``s['batch_size']`` rows."""
     keys = [(r["sample_id"], r["prompt_index"]) for r in
             iter_rows(edits_dir, columns=["sample_id", "prompt_index"], decode_images=False)]
     if not keys:
         raise LdmdataError(f"{edits_dir} holds no edits")
     ref = _Reference(reference_dir, set(keys))
-    table: list[dict] = []
-    feats = {"test": [], "ref": [], "test_logits": [], "ref_logits": []}
-    columns = ["id", "sample_id", "prompt_index", "attack_prompt_index", "prompt", "image"]
+    hr = _HighRes(dataset_dir, {k[0] for k in keys})
     batch: list[dict] = []
-
-    def flush() -> None:
-        tests = prepare([r["image"] for r in batch], s["protocol"], edited=True)
-        pairs = [ref.get((r["sample_id"], r["prompt_index"])) for r in batch]
-        refs = prepare([image for _, image in pairs], s["protocol"], edited=True)
-        values = pair_metrics(tests, refs, s, PRECISIONS[s["precision"]], device)
-        if "clip_score" in wanted:
-            prompts = [[r["prompt"]] for r in batch]
-            values["clip_score"] = [v[0] for v in scorer.image_text_scores(tests, prompts)]
-            values["clip_score_reference"] = [
-                v[0] for v in scorer.image_text_scores(refs, prompts)]
-        if extract is not None:
-            if "fid" in wanted:
-                feats["test"].append(extract(extract.fid_module, tests))
-                feats["ref"].append(extract(extract.fid_module, refs))
-            if "is" in wanted:
-                feats["test_logits"].append(extract(extract.is_module, tests))
-                feats["ref_logits"].append(extract(extract.is_module, refs))
-        for i, row in enumerate(batch):
-            entry = {k: row[k] for k in columns if k != "image"}
-            entry["reference_id"] = pairs[i][0]
-            entry.update({name: column[i] for name, column in values.items()})
-            table.append(entry)
-        batch.clear()
-        if progress is not None:
-            progress(len(table), len(keys))
-
-    for row in iter_rows(edits_dir, columns=columns):
+    for row in iter_rows(edits_dir, columns=EDIT_COLUMNS):
         batch.append(row)
         if len(batch) >= s["batch_size"]:
-            flush()
+            yield _pairs(batch, ref, hr)
+            batch = []
     if batch:
-        flush()
+        yield _pairs(batch, ref, hr)
 
-    metrics = _sample_summaries(table, s, wanted)
-    if extract is not None:
-        cat = {k: torch.cat(v) if v else None for k, v in feats.items()}
-        clusters = {"edits": [row["sample_id"] for row in table]}
-        if "fid" in wanted:
-            clusters["sources"], cat["sources"] = _source_features(
-                dataset_dir, {k[0] for k in keys}, extract, s["protocol"])
-        for name, value in _set_metrics(cat, clusters, s, wanted,
-                                        extract.descriptions).items():
-            value["higher_is_better"] = HIGHER_IS_BETTER[name.split("_")[0]]
-            metrics[name] = value
 
-    near = Path(metrics_file)
-    inputs = {"edits": folder_record(edits_dir, "edits", near),
-              "reference_edits": folder_record(reference_dir, "reference_edits", near),
-              "dataset": dataset_record, **upstream_records(test)}
+def _pairs(batch: list[dict], ref: _Reference, hr: _HighRes):
+    rows, tests, refs = [], [], []
+    for row in batch:
+        ref_id, image = ref.get((row["sample_id"], row["prompt_index"]))
+        rows.append({**{k: row[k] for k in EDIT_COLUMNS if k != "image"},
+                     "reference_id": ref_id})
+        tests.append(row["image"])
+        refs.append(image)
+    hrs = hr.get([row["sample_id"] for row in batch])
+    if hrs is not None and hrs[0].size != tests[0].size:
+        raise LdmdataError(f"the upscaled edits are {tests[0].size} but the dataset's HR images "
+                           f"are {hrs[0].size}; compare them at one size")
+    return rows, tests, refs, hrs
+
+
+class _HighRes:
+    """An sr dataset's HR images by sample id (None for other datasets)."""
+
+    def __init__(self, dataset_dir: Path, samples: set[str]):
+        self.images: dict[str, bytes] | None = None
+        if read_manifest(dataset_dir).get("kind") == "sr":
+            self.images = {row["id"]: row["hr"]["bytes"] for row in
+                           iter_rows(dataset_dir, columns=["id", "hr"], decode_images=False)
+                           if row["id"] in samples}
+
+    def get(self, samples: list[str]) -> list[Image.Image] | None:
+        if self.images is None:
+            return None
+        return [Image.open(io.BytesIO(self.images[s])).convert("RGB") for s in samples]
+
+
+def _models(test: dict, clip: ModelRef, scorer: ClipScorer | None) -> dict:
+    """The models behind the numbers: editor, attacked model, defence model, CLIP."""
     models = {"editor": test["model"]}
     if test.get("attack") and test["attack"].get("model"):
         models["attack"] = test["attack"]["model"]
@@ -445,18 +478,7 @@ def evaluate(
         models["defence"] = test["defence_model"]
     if scorer is not None:
         models["clip"] = describe_model(clip)
-    params = {"evaluate": s, "edit": test["params"], "defence": test.get("defence")}
-    summary = {
-        "protocol": s["protocol"],
-        "labels": {**labels_for(test), "protocol": s["protocol"], **(labels or {})},
-        "metrics": metrics,
-        "table": portable_path(Path(table_file), near),
-        "provenance": provenance(inputs, models, params),
-    }
-    _write_table(Path(table_file), table, summary["provenance"])
-    Path(metrics_file).parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(metrics_file), summary)
-    return summary
+    return models
 
 
 def _source_features(dataset_dir: Path, samples: set[str], extract: _Features, protocol: str
@@ -488,7 +510,7 @@ def _sample_summaries(table: list[dict], s: dict, wanted: set) -> dict:
     for name in ("psnr", "ssim", "ms_ssim", "clip_score"):
         if name not in wanted:
             continue
-        for column in (name, f"{name}_reference") if name == "clip_score" else (name,):
+        for column in _columns(name, table[0]):
             seed = derive_seed(s["seed"], column)
             if column == "psnr" and s["protocol"] == "study":
                 summary = pooled_psnr([row["mse"] for row in table], clusters, s["psnr_cap"],
@@ -513,6 +535,14 @@ def _sample_summaries(table: list[dict], s: dict, wanted: set) -> dict:
         metrics["ms_ssim"]["scales"] = sorted({row["ms_ssim_scales"] for row in table})
         metrics["ms_ssim"]["normalize"] = ssim_options(s)[1]
     return metrics
+
+
+def _columns(name: str, row: dict) -> list[str]:
+    """The table columns of metric ``name``: itself, the clean edits' CLIP score, and (sr)
+    the comparisons with the HR images."""
+    found = [name] + [f"{name}{suffix}" for suffix in ("_reference", "_hr", "_hr_reference")
+                      if f"{name}{suffix}" in row]
+    return found
 
 
 def _write_table(path: Path, rows: list[dict], prov: dict) -> None:

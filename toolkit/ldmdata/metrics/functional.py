@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from ldmdata.metrics.settings import DEFAULT_PSNR_CAP
+
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-DEFAULT_PSNR_CAP = 100.0
 
 
 def mse(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

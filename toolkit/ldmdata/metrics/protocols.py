@@ -24,7 +24,6 @@ from ldmdata.errors import LdmdataError
 from ldmdata.metrics import functional as MF
 from ldmdata.metrics.features import as_uint8
 
-PROTOCOLS = ("ldmdata", "study")
 STUDY_SIZE = (512, 512)
 PAIR_METRICS = ("psnr", "ssim", "ms_ssim")
 STUDY_SSIM = (1.5, "relu")  # torchmetrics' default sigma and MS-SSIM normalize (the study's)

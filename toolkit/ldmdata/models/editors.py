@@ -6,8 +6,10 @@ tiny set's) with safetensors only and no safety checker, through the same code f
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers import (
@@ -21,6 +23,9 @@ from ldmdata.errors import LdmdataError
 from ldmdata.models.loading import is_local, load_pretrained, quiet_loading, resolved_commit
 from ldmdata.models.refs import ModelRef, resolve
 from ldmdata.models.tiny import ensure_tiny_models
+
+if TYPE_CHECKING:
+    from ldmdata.engine import Engine
 
 PIPELINES = {
     "img2img": StableDiffusionImg2ImgPipeline,
@@ -49,12 +54,29 @@ def pick_device(device: str = "auto") -> torch.device:
     return chosen
 
 
+def run_device(engine: Engine, device: str) -> torch.device:
+    """Where a job's batches run (:mod:`ldmdata.engine`); a Ray worker's GPU need not be here."""
+    chosen = engine.worker_device(device)
+    if engine.name == "ray" and chosen.startswith("cuda"):
+        return torch.device(chosen)
+    return pick_device(chosen)
+
+
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype not in DTYPES:
         raise LdmdataError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
     if dtype == "float16" and device.type == "cpu":
         raise LdmdataError("float16 needs a GPU; use float32 (or bfloat16) on the CPU")
     return DTYPES[dtype]
+
+
+def _no_safety_checker(pipeline_class) -> dict:
+    """The kwargs that turn the safety checker off, for the pipelines whose constructor takes
+    them (the x4 upscaler takes ``safety_checker`` but not ``requires_safety_checker``; passing
+    it anyway makes diffusers warn on every load)."""
+    taken = inspect.signature(pipeline_class.__init__).parameters
+    wanted = {"safety_checker": None, "requires_safety_checker": False}
+    return {key: value for key, value in wanted.items() if key in taken}
 
 
 def load_pipeline(
@@ -64,10 +86,8 @@ def load_pipeline(
     """The diffusers pipeline of ``kind`` for ``ref``, in eval mode, on ``device``."""
     if kind not in PIPELINES:
         raise LdmdataError(f"unknown editor kind {kind!r}; choose one of: {', '.join(PIPELINES)}")
-    pipe = load_pretrained(
-        PIPELINES[kind], ref, config_name="model_index.json", safety_checker=None,
-        requires_safety_checker=False, dtype=dtype,
-    )
+    pipe = load_pretrained(PIPELINES[kind], ref, config_name="model_index.json", dtype=dtype,
+                           **_no_safety_checker(PIPELINES[kind]))
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     for name in ("unet", "vae", "text_encoder"):

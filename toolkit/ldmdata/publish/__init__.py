@@ -1,19 +1,18 @@
 """Sharing datasets: Hub publishing with a provenance card, and opening any DVC version.
 
-:func:`open_dataset` lives in :mod:`ldmdata.publish.versions` (imported on use, so that
-``import ldmdata.publish`` stays free of dvc).
+The names below load on first use, so ``import ldmdata.publish`` stays free of dvc and
+datasets (``ldmdata.publish.defaults`` is what the CLI's help needs).
 """
 
-from ldmdata.publish.card import DEFAULT_LICENSE, build_card
-from ldmdata.publish.hub import PublishResult, check_repo_id, publish, stage
-from ldmdata.publish.preview import make_preview
+from ldmdata.lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_LICENSE",
-    "PublishResult",
-    "build_card",
-    "check_repo_id",
-    "make_preview",
-    "publish",
-    "stage",
-]
+_LAZY = {
+    "DEFAULT_LICENSE": "ldmdata.publish.defaults",
+    "build_card": "ldmdata.publish.card",
+    **dict.fromkeys(("PublishResult", "check_repo_id", "publish", "stage"),
+                    "ldmdata.publish.hub"),
+    "make_preview": "ldmdata.publish.preview",
+    "open_dataset": "ldmdata.publish.versions",
+}
+__all__ = sorted(_LAZY)
+__getattr__ = lazy_exports(__name__, _LAZY)

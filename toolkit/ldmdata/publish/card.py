@@ -11,7 +11,8 @@ from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
-DEFAULT_LICENSE = "cc-by-4.0"
+from ldmdata.publish.defaults import DEFAULT_LICENSE
+
 TINY_PREFIX = "ldmdata-tiny/"  # model ids the build records for the offline tiny set
 
 TASK_CATEGORIES = {

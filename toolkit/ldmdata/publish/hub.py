@@ -29,7 +29,8 @@ from huggingface_hub.utils import validate_repo_id
 from ldmdata.dataset import read_manifest, verify
 from ldmdata.errors import LdmdataError
 from ldmdata.provenance import dvc_hash
-from ldmdata.publish.card import DEFAULT_LICENSE, build_card
+from ldmdata.publish.card import build_card
+from ldmdata.publish.defaults import DEFAULT_LICENSE
 from ldmdata.publish.preview import make_preview
 
 PREVIEW_FILE = "preview.png"

@@ -113,7 +113,15 @@ def _fmt(value: float) -> str:
 
 
 def metric_header(metric: str) -> str:
-    return f"{METRIC_NAMES[metric]} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}"
+    """``SSIM ↑``; a comparison with the sr dataset's HR images reads ``SSIM vs HR ↑``."""
+    base = metric.removesuffix("_hr")
+    name = METRIC_NAMES[base] + (" vs HR" if base != metric else "")
+    return f"{name} {'↑' if HIGHER_IS_BETTER[base] else '↓'}"
+
+
+def hr_columns(evals: list[Evaluation], metrics: list[str]) -> list[str]:
+    """The HR comparisons the evaluations hold (sr: each upscale against the HR image)."""
+    return [f"{m}_hr" for m in metrics if any(f"{m}_hr" in e.metrics for e in evals)]
 
 
 def attack_tables(evals: list[Evaluation], metrics: list[str]) -> list[Table]:
@@ -122,23 +130,27 @@ def attack_tables(evals: list[Evaluation], metrics: list[str]) -> list[Table]:
     for task, protocol in sorted({(e.labels["task"], e.protocol) for e in evals if e.white_box}):
         chosen = [e for e in evals if e.white_box and e.labels["task"] == task
                   and e.protocol == protocol]
-        header = ["attack", "model"] + [metric_header(m) for m in metrics] + ["eval"]
+        columns = metrics + hr_columns(chosen, metrics)
+        header = ["attack", "model"] + [metric_header(m) for m in columns] + ["eval"]
         first = chosen[0]
         rows = [["none (clean edits)", first.labels.get("edit_model") or ""]
                 + [cell(first.value(f"{m}_reference"), *first.interval(f"{m}_reference"))
-                   if m in ("clip_score", "fid", "is") else "-" for m in metrics]
+                   if m in ("clip_score", "fid", "is") or m.endswith("_hr") else "-"
+                   for m in columns]
                 + [f"ref of {first.ref}"]]
         plot = []
         for e in sorted(chosen, key=target_label):
             rows.append([target_label(e), e.labels.get("attack_model") or ""]
-                        + [cell(e.value(m), *e.interval(m)) for m in metrics] + [e.ref])
+                        + [cell(e.value(m), *e.interval(m)) for m in columns] + [e.ref])
             plot.append({"name": f"{task}/{target_label(e)}", "task": task,
                          "target": target_label(e),
                          **{m: e.value(m) for m in metrics}})
         tables.append(Table(f"{task}: attack target x metric ({protocol} protocol)", header,
                             rows, "mean [95% cluster-bootstrap interval over source images]; "
                             "the first row scores the edits of the clean images, the reference "
-                            f"edits of {first.ref} (CLIP vs prompt, FID vs sources, IS).", plot))
+                            f"edits of {first.ref} (CLIP vs prompt, FID vs sources, IS"
+                            + ("; sr: each upscale vs the HR image" if columns != metrics
+                               else "") + ").", plot))
     return tables
 
 
