@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
@@ -38,13 +38,14 @@ from ldmdata.dataset import ShardedWriter, iter_rows, read_input_manifest
 from ldmdata.dataset.inputs import IMAGE_COLUMN
 from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
 from ldmdata.dataset.png import encode_png
+from ldmdata.engine import ENGINE_DEFAULTS, Engine, connect, run_batches
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
-    pick_device,
     pick_dtype,
+    run_device,
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import merge_known, parse_prompts
@@ -239,7 +240,8 @@ def attack_dataset(
     in_manifest = check_dataset(dataset_dir)
     task = in_manifest["kind"]
     pairs = list_pairs(dataset_dir, options)
-    device = pick_device(options.device)
+    engine = options.engine
+    device = run_device(engine, options.device)
     dtype = pick_dtype(options.dtype, device)
     input_hash = dvc_hash(dataset_dir)
     model_record = describe_model(model)
@@ -248,42 +250,36 @@ def attack_dataset(
     if missing:
         raise LdmdataError(f"the eot defences need a {' and a '.join(missing)} model")
     eot_records = {kind: describe_model(ref) for kind, ref in eot_models.items()}
-    if options.threads is not None:
-        torch.set_num_threads(options.threads)
-    pipe = load_pipeline(model, params.editor, device, dtype)
-    if options.gradient_checkpointing:
-        pipe.unet.enable_gradient_checkpointing()
-        pipe.vae.enable_gradient_checkpointing()
-    eot_pipes = {kind: pipe if (kind, ref) == (params.editor, model) else
-                 load_pipeline(ref, kind, device, dtype) for kind, ref in eot_models.items()}
-    attacker = Attacker(pipe, params.editor, params, eot_pipes)
+    image = IMAGE_COLUMN[task]
+    columns = ["id", "source_id", image, "prompts"] + (["mask"] if task == "inpaint" else [])
+    make_worker = AttackWorkerFactory(dataset_dir, columns, task, image, model, params,
+                                      eot_models, device, dtype, options)
+    # Ray workers build their own; the driver's copy checks the target and names its module.
+    local = make_worker if engine.name == "local" else make_worker.on_cpu()
+    worker = local()
+    attacker = worker.attacker
     config = manifest_config(params, task, input_hash, model_record, options, device)
     config["eot_models"] = eot_records
 
-    image = IMAGE_COLUMN[task]
-    columns = ["id", "source_id", image, "prompts"] + (["mask"] if task == "inpaint" else [])
-    rows = RowStream(dataset_dir, columns)
     sizes = _image_sizes(dataset_dir, in_manifest, pairs[-1][0] + 1 if pairs else 0, image)
 
-    with ShardedWriter(out_dir, kind=KIND, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=options.overwrite,
-                       unhashed=UNHASHED) as writer:
+    with connect(engine), ShardedWriter(
+            out_dir, kind=KIND, features=FEATURES, config=config,
+            shard_size=options.shard_size, overwrite=options.overwrite,
+            unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
         seconds_done = _committed(out_dir, "seconds")
         peaks_done = _committed(out_dir, "peak_memory_mb")
-        for begin, end in batches(len(pairs), writer.cursor, options.batch_size,
-                                  options.shard_size, lambda i: sizes[pairs[i][0]]):
-            t0 = time.perf_counter()
-            _reset_peak_memory(device)
-            chunk = [(rows.get(r), k) for r, k in pairs[begin:end]]
-            out = _attack_chunk(attacker, chunk, task, image)
-            seconds = (time.perf_counter() - t0) / len(chunk)
-            out["peak_memory_mb"] = _peak_memory_mb(device)
-            for i, (row, k) in enumerate(chunk):
-                record = _output_row(row, k, out, i, params.iterations, seconds)
-                seconds_done.append(seconds)
-                peaks_done.append(out["peak_memory_mb"])
+        todo = [(begin, end, pairs[begin:end]) for begin, end in batches(
+            len(pairs), writer.cursor, options.batch_size, options.shard_size,
+            lambda i: sizes[pairs[i][0]])]
+        results = run_batches(engine, todo, (lambda: worker) if engine.name == "local"
+                              else make_worker, attack_batch)
+        for (begin, end, _), records in zip(todo, results, strict=True):
+            for i, record in enumerate(records):
+                seconds_done.append(record["seconds"])
+                peaks_done.append(record["peak_memory_mb"])
                 if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
                     raise RuntimeError("a shard closed inside a batch")
             if progress is not None:
@@ -315,6 +311,7 @@ def attack_dataset(
                 "device": str(device),
                 "dtype": options.dtype,
                 "gradient_checkpointing": options.gradient_checkpointing,
+                **engine.record(),
                 "torch": torch.__version__,
                 "diffusers": diffusers.__version__,
             },
@@ -322,6 +319,63 @@ def attack_dataset(
             "timing": _timing_summary(seconds_done, peaks_done),
         }
         return writer.finish(len(pairs), extra)
+
+
+@dataclass
+class AttackWorker:
+    """What a worker attacks with: its models and its own stream of the input rows."""
+
+    attacker: Attacker
+    rows: RowStream
+    task: str
+    image: str
+
+
+@dataclass
+class AttackWorkerFactory:
+    """Builds an :class:`AttackWorker` (picklable: Ray workers build their own)."""
+
+    dataset_dir: Path
+    columns: list[str]
+    task: str
+    image: str
+    model: ModelRef
+    params: AttackParams
+    eot_models: dict[str, ModelRef]
+    device: torch.device
+    dtype: torch.dtype
+    options: RunOptions
+
+    def on_cpu(self) -> AttackWorkerFactory:
+        return replace(self, device=torch.device("cpu"), dtype=torch.float32)
+
+    def __call__(self) -> AttackWorker:
+        options, params, device, dtype = self.options, self.params, self.device, self.dtype
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)
+        pipe = load_pipeline(self.model, params.editor, device, dtype)
+        if options.gradient_checkpointing:
+            pipe.unet.enable_gradient_checkpointing()
+            pipe.vae.enable_gradient_checkpointing()
+        eot_pipes = {kind: pipe if (kind, ref) == (params.editor, self.model) else
+                     load_pipeline(ref, kind, device, dtype)
+                     for kind, ref in self.eot_models.items()}
+        attacker = Attacker(pipe, params.editor, params, eot_pipes)
+        return AttackWorker(attacker, RowStream(self.dataset_dir, self.columns), self.task,
+                            self.image)
+
+
+def attack_batch(worker: AttackWorker, batch: tuple[int, int, list]) -> list[dict]:
+    """The output rows of one batch ``(begin, end, pairs)``."""
+    device = worker.attacker.forward.device
+    t0 = time.perf_counter()
+    _reset_peak_memory(device)
+    chunk = [(worker.rows.get(r), k) for r, k in batch[2]]
+    out = _attack_chunk(worker.attacker, chunk, worker.task, worker.image)
+    seconds = (time.perf_counter() - t0) / len(chunk)
+    out["peak_memory_mb"] = _peak_memory_mb(device)
+    return [_output_row(row, k, out, i, worker.attacker.params.iterations, seconds)
+            for i, (row, k) in enumerate(chunk)]
 
 
 def _image_sizes(folder: Path, manifest: dict, n_rows: int,
@@ -476,6 +530,7 @@ STAGE_DEFAULTS: dict = {
     "gradient_checkpointing": False,
     "shard_size": 1000,
     "threads": 1,
+    **ENGINE_DEFAULTS,
     **{method: {} for method in METHODS},
 }
 
@@ -500,6 +555,7 @@ def attack_from_params(
         shard_size=section["shard_size"],
         threads=section["threads"],
         overwrite=True,  # resume an interrupted run (persist: true), replace a stale one
+        engine=Engine.from_params(section),
     )
     return attack(
         dataset_dir, out_dir, method=method, target=target, preset=section["preset"],

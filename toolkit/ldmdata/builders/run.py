@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from ldmdata.builders.sr import SrBuilder
 from ldmdata.builders.steps import Models, item_seed, roles_needed
 from ldmdata.dataset import ShardedWriter
 from ldmdata.dataset.png import encode_png
+from ldmdata.engine import Engine, connect, run_batches
 from ldmdata.errors import InputRejected, LdmdataError
 from ldmdata.models.loading import check_loadable
 from ldmdata.models.refs import ModelRef, default_tiny_dir, resolve
@@ -28,7 +31,7 @@ from ldmdata.sources.decode import load_rgb
 BUILDERS = {"inpaint": InpaintBuilder, "img2img": Img2ImgBuilder, "sr": SrBuilder}
 
 # Settings that change speed, never content; left out of the resume/up-to-date check.
-RUNTIME_ONLY = ("workers",)
+RUNTIME_ONLY = ("workers", "engine", "ray_address", "ray_workers", "gpus_per_worker")
 
 Progress = Callable[[int, int], None]  # (rows written, inputs rejected)
 
@@ -72,6 +75,9 @@ def build_dataset(
     """
     out_dir, tiny_dir = Path(out_dir), (Path(tiny_dir) if tiny_dir else None)
     settings = build_settings(task, settings)
+    engine = Engine(settings["engine"], settings["ray_address"], settings["ray_workers"],
+                    settings["gpus_per_worker"])
+    engine.check()
     src = open_source(source, seed=settings["seed"], task=task)
     settings = resolve_auto(settings, src.curated, src.size())
     if settings["selection"] == "study" and src.size() is None:
@@ -89,7 +95,7 @@ def build_dataset(
     models = Models(refs, settings)
     builder = BUILDERS[task](settings, models)
     n, seed = settings["n"], settings["seed"]
-    with ShardedWriter(
+    with connect(engine), ShardedWriter(
         out_dir, kind=task, features=builder.features, config=config,
         shard_size=settings["shard_size"], overwrite=overwrite,
     ) as writer:
@@ -98,7 +104,13 @@ def build_dataset(
         if settings["selection"] == "study":
             src = select_study(src, settings["selection_k"] or n, settings, models)
         with ThreadPoolExecutor(settings["workers"]) as pool:
-            cursor, exhausted = _fill(writer, src, builder, pool, settings, on_progress)
+            if engine.name == "local":
+                outcomes = partial(_outcomes, src, builder=builder, pool=pool,
+                                   settings=settings)
+            else:
+                outcomes = partial(_engine_outcomes, engine=engine, settings=settings,
+                                   make_worker=BuildWorkerFactory(task, settings, refs, src))
+            cursor, exhausted = _fill(writer, outcomes, builder.task, settings, on_progress)
         if writer.n_written == 0:
             raise LdmdataError(
                 f"no usable inputs in {source}: {writer.n_rejected} rejected "
@@ -113,7 +125,7 @@ def build_dataset(
             "models": models.records(model_records),
             "source": src.describe(),
             "code_version": provenance.code_version(),
-        })
+        })  # no engine here: the same build is the same bytes, so DVC sees the same outs
 
 
 def _decode(item, settings: dict):
@@ -135,6 +147,20 @@ def _encode(row: dict, columns: tuple[str, ...]) -> dict:
     return {k: (encode_png(v) if k in columns else v) for k, v in row.items()}
 
 
+def _process(builder, batch: list, decoded: list, settings: dict, finish) -> list:
+    """Outcomes of one decoded input batch: a reject, or ``finish(row)`` of the built row."""
+    outcomes = list(decoded)
+    live = [i for i, d in enumerate(outcomes) if not isinstance(d, InputRejected)]
+    if live:
+        processed = builder.process(
+            [batch[i] for i in live], [outcomes[i] for i in live],
+            [item_seed(settings["seed"], batch[i].index) for i in live],
+        )
+        for i, row in zip(live, processed, strict=True):
+            outcomes[i] = row if isinstance(row, InputRejected) else finish(row)
+    return outcomes
+
+
 def _outcomes(src, start: int, builder, pool, settings: dict) -> Iterator[list[tuple]]:
     """Batches of (item, outcome) from input ``start`` on; an outcome is a reject or a future
     of the encoded row. Decoding runs a batch ahead of the models and PNG encoding runs behind
@@ -148,33 +174,73 @@ def _outcomes(src, start: int, builder, pool, settings: dict) -> Iterator[list[t
     batch, decoding = decode_next()
     while batch:
         upcoming = decode_next()
-        outcomes = [future.result() for future in decoding]
-        live = [i for i, d in enumerate(outcomes) if not isinstance(d, InputRejected)]
-        if live:
-            processed = builder.process(
-                [batch[i] for i in live], [outcomes[i] for i in live],
-                [item_seed(settings["seed"], batch[i].index) for i in live],
-            )
-            for i, row in zip(live, processed, strict=True):
-                outcomes[i] = row if isinstance(row, InputRejected) else pool.submit(
-                    _encode, row, builder.image_columns
-                )
+        outcomes = _process(builder, batch, [future.result() for future in decoding], settings,
+                            lambda row: pool.submit(_encode, row, builder.image_columns))
         yield list(zip(batch, outcomes, strict=True))
         batch, decoding = upcoming
 
 
-def _fill(writer, src, builder, pool, settings, on_progress) -> tuple[int, bool]:
+@dataclass(frozen=True)
+class Taken:
+    """What the writer needs of an input item built elsewhere."""
+
+    index: int
+    source_id: str
+
+
+@dataclass
+class BuildWorkerFactory:
+    """Builds a Ray worker: ``(source, builder, settings)`` with its own lazily loaded models."""
+
+    task: str
+    settings: dict
+    refs: dict[str, ModelRef]
+    source: object  # the opened (and selected) source; it travels to the workers
+
+    def __call__(self) -> tuple:
+        torch.set_num_threads(self.settings["threads"])
+        builder = BUILDERS[self.task](self.settings, Models(self.refs, self.settings))
+        return self.source, builder, self.settings
+
+
+def build_batch(worker: tuple, span: tuple[int, int]) -> list[tuple]:
+    """(item, outcome) of inputs ``start:start + count``; an outcome is a reject or a row."""
+    src, builder, settings = worker
+    start, count = span
+    batch = list(islice(src.iterate(start), count))
+    outcomes = _process(builder, batch, [_decode(item, settings) for item in batch], settings,
+                        lambda row: _encode(row, builder.image_columns))
+    return [(Taken(item.index, item.source_id), outcome)
+            for item, outcome in zip(batch, outcomes, strict=True)]
+
+
+def _engine_outcomes(start: int, engine: Engine, settings: dict,
+                     make_worker: BuildWorkerFactory) -> Iterator[list[tuple]]:
+    """:func:`_outcomes` on the engine: the same input batches, in rounds of about what the
+    open shard still needs (the caller stops at a shard's end and starts again there)."""
+    size = settings["batch_size"]
+    while True:
+        rounds = -(-min(settings["shard_size"], settings["n"]) // size) + engine.workers
+        todo = [(start + k * size, size) for k in range(rounds)]
+        for outcomes in run_batches(engine, todo, make_worker, build_batch):
+            if not outcomes:
+                return
+            yield outcomes
+        start += rounds * size
+
+
+def _fill(writer, outcomes_from, task, settings, on_progress) -> tuple[int, bool]:
     """Feed the writer until ``n`` rows; returns (input cursor, source exhausted).
 
     Each batch is written while the next one is computed. When a shard is committed, the
     work past it is dropped and the stream restarts at the writer's cursor, exactly where a
     resumed build would start, so batch boundaries (and results) never depend on a kill.
     """
-    n, task = settings["n"], builder.task
+    n = settings["n"]
     cursor = writer.cursor
     while True:
         written, restart = None, False
-        for outcomes in chain(_outcomes(src, writer.cursor, builder, pool, settings), [None]):
+        for outcomes in chain(outcomes_from(writer.cursor), [None]):
             for item, outcome in written or []:
                 cursor = item.index + 1
                 if isinstance(outcome, InputRejected):
@@ -185,7 +251,8 @@ def _fill(writer, src, builder, pool, settings, on_progress) -> tuple[int, bool]
                             f"{writer.n_written} accepted: {_top_reasons(writer)}"
                         )
                     continue
-                row = {"id": f"{task}-{writer.n_written:06d}", **outcome.result()}
+                built = outcome.result() if isinstance(outcome, Future) else outcome
+                row = {"id": f"{task}-{writer.n_written:06d}", **built}
                 restart = writer.add(row, cursor)
                 if writer.n_written >= n:
                     return cursor, False

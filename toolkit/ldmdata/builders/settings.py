@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ldmdata.builders.degrade import RealEsrganParams
+from ldmdata.engine import ENGINE_DEFAULTS
 from ldmdata.errors import LdmdataError
 from ldmdata.params import merge_known
 
@@ -39,6 +40,12 @@ COMMON = {
     "num_candidates": 15,  # candidate edit prompts per image (k)
     "num_prompts": 5,  # kept by CLIP score (m)
     "max_rejects": 10000,  # stop (resumably) when this many inputs were rejected
+    # where the model batches run (ldmdata.engine); ``workers`` above are decoding threads,
+    # so the Ray actor count is ``ray_workers``
+    "engine": ENGINE_DEFAULTS["engine"],
+    "ray_address": ENGINE_DEFAULTS["ray_address"],
+    "ray_workers": ENGINE_DEFAULTS["workers"],
+    "gpus_per_worker": ENGINE_DEFAULTS["gpus_per_worker"],
 }
 
 DEFAULT_N = 100

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from ldmdata.attacks.params import METHODS, PRESETS
-from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.common import (
+    EngineOpt,
+    GpusPerWorkerOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    console,
+    make_engine,
+    user_errors,
+)
 from ldmdata.cli.options import (
     BatchSize,
     Device,
@@ -111,6 +119,10 @@ def attack_command(
     shard_size: ShardSize = None,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
+    gpus_per_worker: GpusPerWorkerOpt = 0,
     list_targets: Annotated[bool, Opt("--list-targets", help="Print the named targets.")] = False,
 ) -> None:
     """Craft adversarial versions of a dataset against a Stable Diffusion editing model."""
@@ -136,6 +148,7 @@ def attack_command(
         RunOptions, prompts=prompts, limit=limit, batch_size=batch_size, device=device,
         dtype=dtype, gradient_checkpointing=gradient_checkpointing, shard_size=shard_size,
         threads=threads, overwrite=overwrite,
+        engine=make_engine(engine, ray_address, workers, gpus_per_worker),
     )
     with progress_bar("attack") as progress:
         manifest = attack(

@@ -39,6 +39,19 @@ ParamsOpt = Annotated[
     Path | None,
     typer.Option("--params", help="A params.yaml: build_<task>, source and models sections."),
 ]
+EngineName = Annotated[str | None, typer.Option(
+    "--engine", help="local | ray: where the model batches run (default: the params, else local).")]
+RayAddress = Annotated[str | None, typer.Option(
+    "--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray).")]
+RayWorkers = Annotated[int | None, typer.Option(
+    "--workers", help="Ray workers, each with its own models (params: ray_workers).")]
+GpusPerWorker = Annotated[float | None, typer.Option(
+    "--gpus-per-worker", help="GPUs per Ray worker (set --device cuda to use them).")]
+
+
+def _engine_options(engine, ray_address, workers, gpus_per_worker) -> dict:
+    return {"engine": engine, "ray_address": ray_address, "ray_workers": workers,
+            "gpus_per_worker": gpus_per_worker}
 
 
 def _run(task: str, out: Path, options: dict, source: str | None, profile: str | None,
@@ -89,10 +102,12 @@ def _command(task: str, extra_help: str = ""):
         n: N = None, out: Out = None, source: SourceOpt = None, seed: Seed = None,
         profile: ProfileOrParams = None, params: ParamsOpt = None, shard_size: ShardSize = None,
         batch_size: BatchSize = None, device: Device = None, tiny_dir: TinyDir = None,
-        overwrite: Overwrite = False,
+        overwrite: Overwrite = False, engine: EngineName = None, ray_address: RayAddress = None,
+        workers: RayWorkers = None, gpus_per_worker: GpusPerWorker = None,
     ) -> None:
         options = {"n": n, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
-                   "device": device}
+                   "device": device,
+                   **_engine_options(engine, ray_address, workers, gpus_per_worker)}
         _run(task, out, options, source, profile, params, overwrite, tiny_dir)
 
     command.__doc__ = f"Build the {task} dataset.{extra_help}"
@@ -114,8 +129,11 @@ def build_sr(
     overwrite: Overwrite = False,
     scale: Annotated[int | None, typer.Option(help="HR side / LR side.")] = None,
     degradation: Annotated[str | None, typer.Option(help="bicubic | realesrgan")] = None,
+    engine: EngineName = None, ray_address: RayAddress = None, workers: RayWorkers = None,
+    gpus_per_worker: GpusPerWorker = None,
 ) -> None:
     """Build the sr dataset. HR + degraded LR + caption + CLIP-chosen edit prompts."""
     options = {"n": n, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
-               "device": device, "scale": scale, "degradation": degradation}
+               "device": device, "scale": scale, "degradation": degradation,
+               **_engine_options(engine, ray_address, workers, gpus_per_worker)}
     _run("sr", out, options, source, profile, params, overwrite, tiny_dir)

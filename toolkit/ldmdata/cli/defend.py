@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.common import (
+    EngineOpt,
+    GpusPerWorkerOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    console,
+    make_engine,
+    user_errors,
+)
 from ldmdata.cli.options import (
     BatchSize,
     Device,
@@ -51,6 +59,10 @@ def defend_command(
     shard_size: ShardSize = None,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
+    gpus_per_worker: GpusPerWorkerOpt = 0,
 ) -> None:
     """Apply a defence (JPEG, blur, noise, resize, noisy upscaling, DiffPure, GrIDPure, IMPRESS)
     to every image of a set."""
@@ -58,7 +70,9 @@ def defend_command(
 
     options = job_options(DefendOptions, limit=limit, batch_size=batch_size, device=device,
                           dtype=dtype, shard_size=shard_size, threads=threads,
-                          overwrite=overwrite)
+                          overwrite=overwrite,
+                          engine=make_engine(engine, ray_address, workers,
+                                             gpus_per_worker))
     with progress_bar("defend") as progress:
         manifest = defend(input_dir, out, defence, profile=profile,
                           models_params=real_models(profile, params_file, model),

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ldmdata.cli.common import console, user_errors
+from ldmdata.cli.common import (
+    EngineOpt,
+    GpusPerWorkerOpt,
+    RayAddressOpt,
+    WorkersOpt,
+    console,
+    make_engine,
+    user_errors,
+)
 from ldmdata.cli.options import (
     BatchSize,
     Device,
@@ -78,6 +86,10 @@ def edit_command(
     shard_size: ShardSize = None,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
+    gpus_per_worker: GpusPerWorkerOpt = 0,
 ) -> None:
     """Edit a clean, adversarial or defended set with a Stable Diffusion pipeline."""
     from ldmdata.edit.runner import EditOptions, edit, parse_prompt_index
@@ -92,6 +104,7 @@ def edit_command(
         prompt_index=None if prompt_index is None else parse_prompt_index(prompt_index),
         limit=limit, batch_size=batch_size, device=device, dtype=dtype, shard_size=shard_size,
         threads=threads, overwrite=overwrite,
+        engine=make_engine(engine, ray_address, workers, gpus_per_worker),
     )
     with progress_bar("edit") as progress:
         manifest = edit(

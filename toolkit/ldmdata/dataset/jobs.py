@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
+from ldmdata.engine import Engine
 from ldmdata.errors import LdmdataError
 from ldmdata.params import is_int
 
@@ -32,9 +33,11 @@ class JobOptions:
     shard_size: int = 1000
     threads: int | None = None
     overwrite: bool = False
+    engine: Engine = Engine()  # where the batches run; never part of the output's config
 
     def check(self) -> None:
         """One line for the first bad value (the same rules for every job)."""
+        self.engine.check()
         for name in ("batch_size", "shard_size"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:

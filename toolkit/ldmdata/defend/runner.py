@@ -13,16 +13,17 @@ import torch
 from PIL import Image
 
 from ldmdata.dataset import ShardedWriter
-from ldmdata.dataset.inputs import DEFENDED, open_input
+from ldmdata.dataset.inputs import DEFENDED, InputSet, open_input
 from ldmdata.dataset.jobs import JobOptions, batches
 from ldmdata.dataset.png import encode_png
+from ldmdata.engine import connect, run_batches
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
-    pick_device,
     pick_dtype,
+    run_device,
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.provenance import code_version, source_fingerprint
@@ -75,7 +76,7 @@ def defend_dataset(
     if kind is not None and model is None:
         raise LdmdataError(f"the {defence.method} defence needs a {kind} model")
     images.check_sizes(defence)
-    device = pick_device(options.device)
+    device = run_device(options.engine, options.device)
     dtype = pick_dtype(options.dtype, device)
     model_record = describe_model(model) if kind is not None else None
     config = {
@@ -89,28 +90,17 @@ def defend_dataset(
         "code": source_fingerprint(CODE),
     }
     rows = list(_rows_to_defend(images, options.limit))
-    with ShardedWriter(Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=options.overwrite) as writer:
+    with connect(options.engine), ShardedWriter(
+            Path(out_dir), kind=DEFENDED, features=FEATURES, config=config,
+            shard_size=options.shard_size, overwrite=options.overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        if options.threads is not None:
-            torch.set_num_threads(options.threads)
-        pipe = load_pipeline(model, kind, device, dtype) if kind is not None else None
-        defender = Defender(defence, pipe)
-        stream = images.rows(decode=True)
-        for _ in range(writer.cursor):
-            next(stream)
-        for pos, end in batches(len(rows), writer.cursor, options.batch_size,
-                                options.shard_size):
-            chunk = [next(stream) for _ in range(end - pos)]
-            defended = defender([r["image"] for r in chunk], [r["id"] for r in chunk])
-            for i, (row, image) in enumerate(zip(chunk, defended, strict=True)):
-                linf, l2 = _change(row["image"], image)
-                writer.add({
-                    "id": row["id"], "sample_id": row["sample_id"], "source_id": row["source_id"],
-                    "prompt_index": row["attack_prompt_index"], "image": encode_png(image),
-                    "linf": linf, "l2": l2,
-                }, cursor=pos + i + 1)
+        make_worker = DefendWorkerFactory(images, defence, model, device, dtype, options.threads)
+        todo = list(batches(len(rows), writer.cursor, options.batch_size, options.shard_size))
+        for (pos, end), records in zip(todo, run_batches(options.engine, todo, make_worker,
+                                                         defend_batch), strict=True):
+            for i, record in enumerate(records):
+                writer.add(record, cursor=pos + i + 1)
             if progress is not None:
                 progress(end, len(rows))
         upstream = images.manifest.get("input") or {}
@@ -127,11 +117,65 @@ def defend_dataset(
                                  if images.kind == "adversarial" else None),
             },
             "defence_model": model_record,
-            "runtime": {"device": str(device), "torch": torch.__version__,
-                        "pillow": PIL.__version__},
+            "runtime": {"device": str(device), **options.engine.record(),
+                        "torch": torch.__version__, "pillow": PIL.__version__},
             "code": code_version(),
         }
         return writer.finish(len(rows), extra)
+
+
+class RowRange:
+    """Rows ``begin:end`` of an image set from a forward stream (read again to go back)."""
+
+    def __init__(self, images: InputSet):
+        self.images = images
+        self._open()
+
+    def _open(self) -> None:
+        self._stream, self._next = self.images.rows(decode=True), 0
+
+    def take(self, begin: int, end: int) -> list[dict]:
+        if begin < self._next:
+            self._open()
+        for _ in range(begin - self._next):
+            next(self._stream)
+        self._next = end
+        return [next(self._stream) for _ in range(end - begin)]
+
+
+@dataclass
+class DefendWorkerFactory:
+    """Builds a worker: ``(defender, its own row reader)`` (picklable: Ray workers build theirs)."""
+
+    images: InputSet
+    defence: Defence
+    model: ModelRef | None
+    device: torch.device
+    dtype: torch.dtype
+    threads: int | None
+
+    def __call__(self) -> tuple[Defender, RowRange]:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        kind = self.defence.model_kind
+        pipe = load_pipeline(self.model, kind, self.device, self.dtype) if kind else None
+        return Defender(self.defence, pipe), RowRange(self.images)
+
+
+def defend_batch(worker: tuple[Defender, RowRange], span: tuple[int, int]) -> list[dict]:
+    """The output rows of input rows ``begin:end``."""
+    defender, reader = worker
+    chunk = reader.take(*span)
+    defended = defender([r["image"] for r in chunk], [r["id"] for r in chunk])
+    records = []
+    for row, image in zip(chunk, defended, strict=True):
+        linf, l2 = _change(row["image"], image)
+        records.append({
+            "id": row["id"], "sample_id": row["sample_id"], "source_id": row["source_id"],
+            "prompt_index": row["attack_prompt_index"], "image": encode_png(image),
+            "linf": linf, "l2": l2,
+        })
+    return records
 
 
 def _rows_to_defend(images, limit: int | None):

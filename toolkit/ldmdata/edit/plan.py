@@ -25,6 +25,7 @@ from ldmdata.dataset.inputs import EDIT_PLAN, open_input
 from ldmdata.dataset.writer import write_json_atomic
 from ldmdata.edit.params import OVERRIDABLE, check_editor, default_editor, resolve_edit_params
 from ldmdata.edit.runner import EditOptions, edit_dataset, parse_prompt_index
+from ldmdata.engine import ENGINE_DEFAULTS, Engine, connect
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import editor_ref
 from ldmdata.params import merge_known, parse_prompts
@@ -43,6 +44,7 @@ STAGE_DEFAULTS: dict = {
     "dtype": "float32",
     "shard_size": 1000,
     "threads": 1,
+    **ENGINE_DEFAULTS,
     "runs": {},
 }
 RUN_DEFAULTS: dict = {
@@ -141,19 +143,24 @@ def edit_from_params(
             entry["sets"][attack] = f"{run['name']}/{attack}"
         plan["runs"][run["name"]] = entry
     _remove_stale(out_dir, {f"{run['name']}/{name}" for run, name, *_ in jobs})
-    for run, name, images, params_, defence, prompt_index in jobs:
-        if progress is not None:
-            progress(f"{run['name']}/{name}")
-        ref = editor_ref(run["editor"], profile, models, tiny_dir, run["model"], run["revision"])
-        defence_model = (editor_ref(defence.model_kind, profile, models, tiny_dir)
-                         if defence is not None and defence.model_kind is not None else None)
-        options = EditOptions(
-            prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
-            batch_size=section["batch_size"], device=section["device"], dtype=section["dtype"],
-            shard_size=section["shard_size"], threads=section["threads"], overwrite=True,
-        )
-        edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
-                     images, defence, defence_model, options)
+    engine = Engine.from_params(section)
+    engine.check()
+    with connect(engine):  # one Ray for every set of the stage
+        for run, name, images, params_, defence, prompt_index in jobs:
+            if progress is not None:
+                progress(f"{run['name']}/{name}")
+            ref = editor_ref(run["editor"], profile, models, tiny_dir, run["model"],
+                             run["revision"])
+            defence_model = (editor_ref(defence.model_kind, profile, models, tiny_dir)
+                             if defence is not None and defence.model_kind is not None else None)
+            options = EditOptions(
+                prompts=prompts, prompt_index=prompt_index, limit=section["limit"],
+                batch_size=section["batch_size"], device=section["device"],
+                dtype=section["dtype"], shard_size=section["shard_size"],
+                threads=section["threads"], overwrite=True, engine=engine,
+            )
+            edit_dataset(dataset_dir, out_dir / run["name"] / name, params_, ref, run["editor"],
+                         images, defence, defence_model, options)
     write_json_atomic(out_dir / EDIT_PLAN, plan)
     return plan
 

@@ -25,13 +25,14 @@ from ldmdata.dataset.inputs import InputSet, check_same_dataset, open_input
 from ldmdata.dataset.jobs import JobOptions, batches, check_prompts
 from ldmdata.dataset.png import encode_png
 from ldmdata.edit.params import EditParams, check_editor, default_editor, resolve_edit_params
+from ldmdata.engine import connect, run_batches
 from ldmdata.errors import LdmdataError
 from ldmdata.models.editors import (
     describe_model,
     editor_ref,
     load_pipeline,
-    pick_device,
     pick_dtype,
+    run_device,
 )
 from ldmdata.models.refs import ModelRef
 from ldmdata.params import is_int
@@ -150,18 +151,26 @@ def dataset_masks(dataset: InputSet, wanted: set[str]) -> dict[str, bytes]:
 
 
 class RowImages:
-    """Input images by row index from a forward stream; each row defended once when asked."""
+    """Input images by row index from a forward stream (read again to go back).
+
+    With a defender, each row is defended once, in one batch with the rows of its group
+    (see :func:`defence_groups`), so every worker defends it exactly as a local run does.
+    """
 
     def __init__(self, images: InputSet, defender: Defender | None):
-        self.defender = defender
-        self._rows = images.rows(decode=True)
-        self._next = 0
-        self._cache: dict[int, list] = {}  # row -> [id, image, defended?]
+        self.images, self.defender = images, defender
+        self._cache: dict[int, list] = {}  # row -> [id, image, defended image or None]
+        self._open()
+
+    def _open(self) -> None:
+        self._rows, self._next = self.images.rows(decode=True), 0
 
     def _load(self, index: int) -> list:
+        if index < self._next and index not in self._cache:  # released: read the set again
+            self._open()
         while self._next <= index:
             row = next(self._rows)
-            self._cache[self._next] = [row["id"], row["image"], self.defender is None]
+            self._cache.setdefault(self._next, [row["id"], row["image"], None])
             self._next += 1
         return self._cache[index]
 
@@ -169,19 +178,83 @@ class RowImages:
         """The input size of row ``index`` (every defence keeps it)."""
         return self._load(index)[1].size
 
-    def get(self, indices: list[int]) -> list[Image.Image]:
-        """The (defended) images of rows ``indices``; rows before ``release`` are gone."""
-        entries = [self._load(i) for i in indices]
-        todo = [e for e in {id(e): e for e in entries}.values() if not e[2]]
-        if todo:
-            for entry, image in zip(todo, self.defender([e[1] for e in todo],
-                                                        [e[0] for e in todo]), strict=True):
-                entry[1], entry[2] = image, True
-        return [e[1] for e in entries]
+    def get(self, indices: list[int], groups: dict[int, tuple[int, ...]]) -> list[Image.Image]:
+        """The (defended) images of rows ``indices``; ``groups[i]``: the rows defended with i."""
+        if self.defender is None:
+            return [self._load(i)[1] for i in indices]
+        for group in dict.fromkeys(groups[i] for i in indices if self._load(i)[2] is None):
+            entries = [self._load(i) for i in group]
+            for entry, image in zip(entries, self.defender([e[1] for e in entries],
+                                                           [e[0] for e in entries]), strict=True):
+                entry[2] = image
+        return [self._load(i)[2] for i in indices]
 
     def release(self, below: int) -> None:
         for index in [i for i in self._cache if i < below]:
             del self._cache[index]
+
+
+def defence_groups(chunks: list[list[Pair]]) -> dict[int, tuple[int, ...]]:
+    """Rows defended together: those a batch is the first to need (as one process runs them)."""
+    groups: dict[int, tuple[int, ...]] = {}
+    for chunk in chunks:
+        new = tuple(row for row in dict.fromkeys(p.row for p in chunk) if row not in groups)
+        groups.update(dict.fromkeys(new, new))
+    return groups
+
+
+@dataclass
+class EditWorker:
+    """What a worker edits with: the pipeline and its own (defended) input reader."""
+
+    pipe: object
+    reader: RowImages
+    editor: str
+    params: EditParams
+    input_kind: str
+    origin: str
+
+
+@dataclass
+class EditWorkerFactory:
+    """Builds an :class:`EditWorker` (picklable: Ray workers build their own)."""
+
+    images: InputSet
+    model: ModelRef
+    editor: str
+    params: EditParams
+    defence: Defence | None
+    defence_model: ModelRef | None
+    device: torch.device
+    dtype: torch.dtype
+    threads: int | None
+    input_kind: str
+
+    def __call__(self) -> EditWorker:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        pipe = load_pipeline(self.model, self.editor, self.device, self.dtype)
+        defender = None
+        if self.defence is not None:
+            kind = self.defence.model_kind
+            defender = Defender(self.defence, None if kind is None else load_pipeline(
+                self.defence_model, kind, self.device, self.dtype))
+        return EditWorker(pipe, RowImages(self.images, defender), self.editor, self.params,
+                          self.input_kind, self.images.origin)
+
+
+def edit_batch(worker: EditWorker, batch: tuple) -> list[dict]:
+    """The output rows of one batch ``(begin, end, pairs, defence groups, mask PNGs)``."""
+    _, _, chunk, groups, masks = batch
+    pixels = worker.reader.get([p.row for p in chunk], groups)
+    batch_masks = None
+    if worker.editor == "inpaint":
+        batch_masks = [repaint_mask(mask, worker.params.invert_mask) for mask in masks]
+    edited = run_editor(worker.pipe, worker.editor, worker.params, pixels,
+                        [p.prompt for p in chunk], batch_masks)
+    worker.reader.release(chunk[-1].row)
+    return [_output_row(pair, image, worker.input_kind, worker.origin)
+            for pair, image in zip(chunk, edited, strict=True)]
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -247,6 +320,7 @@ def edit_dataset(
     """
     options = options or EditOptions()
     options.check()
+    engine = options.engine
     dataset = open_input(Path(dataset_dir), "dataset", near=Path(out_dir))
     images = open_input(Path(images_dir), "images", near=Path(out_dir)) if images_dir else dataset
     check_same_dataset(images, dataset)
@@ -263,7 +337,7 @@ def edit_dataset(
     images.check_sizes(defence)
     prompts = dataset_prompts(dataset)
     pairs = plan_pairs(images, prompts, options)
-    device = pick_device(options.device)
+    device = run_device(engine, options.device)
     dtype = pick_dtype(options.dtype, device)
     model_record = describe_model(model)
     attack = attack_info(images)
@@ -288,37 +362,34 @@ def edit_dataset(
     }
     masks = (dataset_masks(dataset, {p.sample_id for p in pairs})
              if editor == "inpaint" else {})
-    with ShardedWriter(Path(out_dir), kind=KIND, features=FEATURES, config=config,
-                       shard_size=options.shard_size, overwrite=options.overwrite) as writer:
+    with connect(engine), ShardedWriter(Path(out_dir), kind=KIND, features=FEATURES,
+                                        config=config, shard_size=options.shard_size,
+                                        overwrite=options.overwrite) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        if options.threads is not None:
-            torch.set_num_threads(options.threads)
-        pipe = load_pipeline(model, editor, device, dtype)
-        defender = None
-        if defence is not None:
-            defender = Defender(defence, load_pipeline(defence_model, defence_kind, device, dtype)
-                                if defence_kind is not None else None)
-        reader = RowImages(images, defender)
+        make_worker = EditWorkerFactory(images, model, editor, params, defence, defence_model,
+                                        device, dtype, options.threads, input_kind)
+        worker = make_worker() if engine.name == "local" else None
+        sizer = RowImages(images, None)
         sizes: dict[int, tuple[int, int]] = {}
 
         def size_of(i: int) -> tuple[int, int]:
             if i not in sizes:
-                sizes[i] = reader.size(pairs[i].row)
+                sizes[i] = sizer.size(pairs[i].row)
+                sizer.release(pairs[i].row)
             return sizes[i]
 
         t0, done = time.perf_counter(), 0
-        for begin, end in batches(len(pairs), writer.cursor, options.batch_size,
-                                  options.shard_size, size_of):
-            chunk = pairs[begin:end]
-            pixels = reader.get([p.row for p in chunk])
-            batch_masks = ([repaint_mask(masks[p.sample_id], params.invert_mask) for p in chunk]
-                           if editor == "inpaint" else None)
-            edited = run_editor(pipe, editor, params, pixels, [p.prompt for p in chunk],
-                                batch_masks)
-            reader.release(chunk[-1].row)
-            for i, (pair, image) in enumerate(zip(chunk, edited, strict=True)):
-                record = _output_row(pair, image, input_kind, images.origin)
+        spans = list(batches(len(pairs), writer.cursor, options.batch_size, options.shard_size,
+                             size_of))
+        groups = defence_groups([pairs[begin:end] for begin, end in spans])
+        todo = [(begin, end, pairs[begin:end], {p.row: groups[p.row] for p in pairs[begin:end]},
+                 [masks[p.sample_id] for p in pairs[begin:end]] if masks else None)
+                for begin, end in spans]
+        results = run_batches(engine, todo, (lambda: worker) if worker is not None
+                              else make_worker, edit_batch)
+        for (begin, end, chunk, _, _), records in zip(todo, results, strict=True):
+            for i, record in enumerate(records):
                 if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
                     raise RuntimeError("a shard closed inside a batch")
             done += len(chunk)
@@ -347,6 +418,7 @@ def edit_dataset(
                 "device": str(device),
                 "dtype": options.dtype,
                 "batch_size": options.batch_size,
+                **engine.record(),
                 "torch": torch.__version__,
                 "diffusers": diffusers.__version__,
             },

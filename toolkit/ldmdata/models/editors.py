@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from diffusers import (
@@ -22,6 +23,9 @@ from ldmdata.errors import LdmdataError
 from ldmdata.models.loading import is_local, load_pretrained, quiet_loading, resolved_commit
 from ldmdata.models.refs import ModelRef, resolve
 from ldmdata.models.tiny import ensure_tiny_models
+
+if TYPE_CHECKING:
+    from ldmdata.engine import Engine
 
 PIPELINES = {
     "img2img": StableDiffusionImg2ImgPipeline,
@@ -48,6 +52,14 @@ def pick_device(device: str = "auto") -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise LdmdataError(f"device {device} asked for, but torch sees no CUDA GPU")
     return chosen
+
+
+def run_device(engine: Engine, device: str) -> torch.device:
+    """Where a job's batches run (:mod:`ldmdata.engine`); a Ray worker's GPU need not be here."""
+    chosen = engine.worker_device(device)
+    if engine.name == "ray" and chosen.startswith("cuda"):
+        return torch.device(chosen)
+    return pick_device(chosen)
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
