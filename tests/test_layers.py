@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toolkit" / "ldmdata"
 # Lowest first: a room may import the rooms of earlier layers (and its own), nothing later.
 LAYERS = [
     {"errors", "seeds", "lazy", "devtools"},
+    {"engine"},
     {"params", "provenance"},
     {"dataset"},
     {"sources", "models"},
