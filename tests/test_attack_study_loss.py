@@ -29,6 +29,8 @@ from ldmdata.dataset import iter_rows
 from ldmdata.models.editors import load_pipeline
 from ldmdata.models.refs import ModelRef
 
+pytestmark = pytest.mark.slow  # end to end: minutes on a 2-core CPU
+
 TASKS = ("img2img", "inpaint")
 FAST = {"iterations": 2, "num_inference_steps": 3}
 RTOL = 1e-4

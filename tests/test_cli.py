@@ -107,6 +107,7 @@ def _run_build(out, tiny_dir, n):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_to_the_same_hash(tmp_path, tiny_dir):
     ref = _run_build(tmp_path / "ref", tiny_dir, 16)
     assert ref.wait(timeout=300) == 0, ref.stdout.read().decode()

@@ -13,6 +13,8 @@ import yaml
 
 from ldmdata.provenance import dvc_hash
 
+pytestmark = pytest.mark.slow  # end to end: minutes on a 2-core CPU
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -47,14 +49,19 @@ def project(tmp_path_factory):
     params["attack"].update(targets=["vae.encoder", "unet.cross_attn"],
                             photoguard=["photoguard-encoder"],
                             protections=["sds-minus"], inpaint_protections=["diffusionguard"],
+                            budgets=["sds-minus-eps0.02"], sr=["unet.resnet"],
                             bim={"iterations": 2, "num_inference_steps": 2},
                             **{"photoguard-encoder": {"iterations": 3},
                                "sds-minus": {"iterations": 2},
                                "diffusionguard": {"iterations": 2}})
+    sd = ["img2img", "inpaint"]
+    grid = ["vae.encoder", "sds-minus", "sds-minus-eps0.02"]
     params["edit"].update(num_inference_steps=2, runs={
-        "ip2p": {"editor": "ip2p", "attacks": ["vae.encoder"]},
-        "prompt1": {"prompt_index": 1, "attacks": ["vae.encoder"]},
-        "jpeg75": {"defence": "jpeg:quality=75", "attacks": ["vae.encoder"]},
+        "ip2p": {"editor": "ip2p", "attacks": ["vae.encoder"], "tasks": sd},
+        "prompt1": {"prompt_index": 1, "attacks": ["vae.encoder"], "tasks": sd},
+        "jpeg75": {"defence": "jpeg:quality=75", "attacks": grid, "tasks": sd},
+        "diffpure": {"defence": "diffpure:num_inference_steps=4,strength=0.5", "attacks": grid,
+                     "tasks": sd},
     })
     params["evaluate"].update(bootstrap=200, set_bootstrap=10)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -71,8 +78,9 @@ STAGES = ["models_tiny", "build_inpaint", "build_img2img", "build_sr"] + [
     f"{kind}@{task}-{name}" for task in ("img2img", "inpaint")
     for kind, name in (("attack", "vae.encoder"), ("attack", "unet.cross_attn"),
                        ("photoguard", "photoguard-encoder"), ("protect", "sds-minus"))
-] + ["protect_inpaint@inpaint-diffusionguard", "edit@img2img", "edit@inpaint", "evaluate",
-     "report"]
+] + [f"budget@{task}-sds-minus-eps0.02" for task in ("img2img", "inpaint")] + [
+    "protect_inpaint@inpaint-diffusionguard", "attack_sr@unet.resnet", "edit@img2img",
+    "edit@inpaint", "edit@sr", "evaluate", "report"]
 
 
 def test_repro_runs_the_whole_pipeline_then_nothing(project):
@@ -82,13 +90,21 @@ def test_repro_runs_the_whole_pipeline_then_nothing(project):
     assert "requires_safety_checker" not in first  # no diffusers warning per upscaler load
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert sorted(lock["stages"]) == sorted(STAGES)
-    for stage in STAGES[1:-3]:  # builds, attacks, edits: the lock's hash is the files' hash
+    for stage in STAGES[1:-2]:  # builds, attacks, edits: the lock's hash is the files' hash
         out = lock["stages"][stage]["outs"][0]
         assert out["md5"] == dvc_hash(project / out["path"])
     attack = json.loads(
         (project / "data/attacks/inpaint/unet.cross_attn/manifest.json").read_text())
     assert attack["input"]["dvc_hash"] == lock["stages"]["build_inpaint"]["outs"][0]["md5"]
     assert attack["n"] == 2 and attack["attack"]["params"]["iterations"] == 2
+    budget = json.loads(
+        (project / "data/attacks/img2img/sds-minus-eps0.02/manifest.json").read_text())
+    assert budget["attack"]["method"] == "sds-minus"
+    assert budget["attack"]["params"]["eps"] == 0.02
+    sr = json.loads((project / "data/metrics/sr/default/unet.resnet.json").read_text())
+    assert {"psnr", "psnr_hr", "psnr_hr_reference"} <= set(sr["metrics"])
+    report = (project / "reports/report.md").read_text()
+    assert "Worst case over purifiers" in report and "sds-minus" in report
 
     second = run(project, "dvc", "repro")
     assert "Running stage" not in second

@@ -226,10 +226,11 @@ def inception_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # a 2048-d FID per bootstrap draw: seconds each on a CPU
 def test_inception_features_when_the_weights_are_on_disk(world, tmp_path, tiny_dir,
                                                          inception_weights):
     assert choose_features("auto", str(inception_weights)) == "inception"
-    settings = {**QUICK, "metrics": ["fid", "is"], "features": "auto",
+    settings = {**QUICK, "set_bootstrap": 2, "metrics": ["fid", "is"], "features": "auto",
                 "inception_weights": str(inception_weights)}
     summary = evaluate(world["adv_edits"], world["clean_edits"], world["dataset"],
                        tmp_path / "m.json", tmp_path / "t.parquet", clip_ref(tiny_dir), settings)

@@ -232,6 +232,7 @@ def test_report_shows_the_worst_case_heatmap_and_budget_curve(metrics_dir, tmp_p
     assert [r["purifier"] for r in purifiers] == ["none", "jpeg(quality=30)", "worst case"]
 
 
+@pytest.mark.slow
 def test_the_report_page_loads_offline_in_a_browser(metrics_dir, tmp_path):
     """Chromium opens report.html: every image decodes, tables and charts render, no request."""
     from pathlib import Path
