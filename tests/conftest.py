@@ -38,3 +38,15 @@ def world(tmp_path_factory, tiny_dir):
     from helpers.eval_data import make_world
 
     return make_world(tmp_path_factory.mktemp("world"), tiny_dir)
+
+
+@pytest.fixture(scope="session")
+def pipes(tiny_dir):
+    """The tiny SD img2img and inpainting pipelines, loaded once."""
+    from ldmdata.models.editors import load_pipeline
+    from ldmdata.models.refs import ModelRef
+
+    return {
+        task: load_pipeline(ModelRef(f"sd_{task}", str(tiny_dir / f"sd_{task}")), task)
+        for task in ("img2img", "inpaint")
+    }

@@ -16,16 +16,6 @@ from ldmdata.attacks.forward import (
 from ldmdata.attacks.runner import to_tensor
 from ldmdata.attacks.targets import NAMED_TARGETS, resolve_target
 from ldmdata.errors import LdmdataError
-from ldmdata.models.editors import load_pipeline
-from ldmdata.models.refs import ModelRef
-
-
-@pytest.fixture(scope="module")
-def pipes(tiny_dir):
-    return {
-        task: load_pipeline(ModelRef(f"sd_{task}", str(tiny_dir / f"sd_{task}")), task)
-        for task in ("img2img", "inpaint")
-    }
 
 
 def _inputs(seed: int, task: str):

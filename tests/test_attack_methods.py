@@ -4,46 +4,23 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.attack_data import PROMPTS, scene
+from helpers.attack_data import PROMPTS, adversarial_images, images, repaint_masks
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.methods import quantize
 from ldmdata.attacks.params import resolve_params
-from ldmdata.attacks.runner import Attacker, to_tensor
+from ldmdata.attacks.runner import Attacker
 from ldmdata.errors import LdmdataError
-from ldmdata.models.editors import load_pipeline
-from ldmdata.models.refs import ModelRef
 
 FAST = {"iterations": 3, "num_inference_steps": 2}
-
-
-@pytest.fixture(scope="module")
-def pipes(tiny_dir):
-    return {
-        task: load_pipeline(ModelRef(f"sd_{task}", str(tiny_dir / f"sd_{task}")), task)
-        for task in ("img2img", "inpaint")
-    }
-
-
-def _images(*seeds: int) -> torch.Tensor:
-    return torch.stack([to_tensor(scene(s, 64)[0]) for s in seeds])
-
-
-def _repaint(*seeds: int) -> torch.Tensor:
-    masks = np.stack([np.array(scene(s, 64)[1]) for s in seeds])
-    return torch.from_numpy(masks < 128).float()[:, None]
-
-
-def _adversarial(out: dict) -> torch.Tensor:
-    return torch.from_numpy(out["images"]).permute(0, 3, 1, 2).float() / 255
 
 
 @pytest.mark.parametrize("target", ["vae.encoder", "unet.resnet"])
 def test_bim_stays_in_budget_and_raises_the_loss(pipes, target):
     params = resolve_params("bim", "img2img", target, overrides=FAST)
     attacker = Attacker(pipes["img2img"], "img2img", params)
-    x = _images(0, 1)
+    x = images(0, 1)
     out = attacker.attack(x, PROMPTS[:2], ["s0:0", "s1:1"])
-    adv = _adversarial(out)
+    adv = adversarial_images(out)
     assert out["images"].dtype == np.uint8  # stored 8-bit: within [0, 1] by construction
     assert (adv - x).abs().max() <= params.eps + 1e-9
     assert max(out["linf"]) <= params.eps and min(out["linf"]) > params.eps / 2
@@ -56,7 +33,7 @@ def test_bim_stays_in_budget_and_raises_the_loss(pipes, target):
 def test_attack_beats_gaussian_noise_of_the_same_linf(pipes, target):
     params = resolve_params("bim", "img2img", target, overrides=FAST)
     attacker = Attacker(pipes["img2img"], "img2img", params)
-    x = _images(2)
+    x = images(2)
     out = attacker.attack(x, PROMPTS[:1], ["s2:0"])
     linf = out["linf"][0]
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
@@ -69,7 +46,7 @@ def test_clean_reference_is_per_sample(pipes):
     """The notebook's defect compared every image with the first image's clean features."""
     params = resolve_params("bim", "img2img", "unet.resnet", overrides=FAST)
     attacker = Attacker(pipes["img2img"], "img2img", params)
-    x = _images(3, 4)
+    x = images(3, 4)
     objective = attacker.objective(EditBatch(PROMPTS[:2], [params.seed] * 2), x, ["s3:0", "s4:1"])
     assert objective.evaluate(x).tolist() == [0.0, 0.0]  # each image against its own clean run
     swapped = objective.evaluate(x.flip(0))
@@ -83,9 +60,9 @@ def test_photoguard_encoder_pulls_the_latent_to_the_target_inside_the_kept_regio
     params = resolve_params("photoguard-encoder", "inpaint", overrides={"iterations": 4})
     assert params.mask_aware and params.target_image == "gray" and params.eps == 0.06
     attacker = Attacker(pipes["inpaint"], "inpaint", params)
-    x, repaint = _images(5), _repaint(5)
+    x, repaint = images(5), repaint_masks(5)
     out = attacker.attack(x, PROMPTS[:1], ["s5:0"], repaint)
-    delta = _adversarial(out) - x
+    delta = adversarial_images(out) - x
     assert delta.abs().max() <= params.eps + 1e-9
     assert delta[(repaint > 0.5).expand_as(delta)].abs().max() == 0  # repainted area untouched
     trace = out["trace"][0]
@@ -99,9 +76,9 @@ def test_photoguard_diffusion_respects_its_l2_budget(pipes):
     )
     assert params.norm == "l2" and not params.maximize
     attacker = Attacker(pipes["img2img"], "img2img", params)
-    x = _images(6)
+    x = images(6)
     out = attacker.attack(x, PROMPTS[:1], ["s6:0"])
-    delta = (_adversarial(out) - x).flatten()
+    delta = (adversarial_images(out) - x).flatten()
     assert 0.5 < delta.norm() <= params.eps + 1e-9
     assert np.isfinite(out["loss"][0]) and len(out["trace"][0]) == 1
 

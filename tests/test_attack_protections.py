@@ -7,41 +7,18 @@ import torch
 from diffusers import DDPMScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
-from helpers.attack_data import PROMPTS, scene
+from helpers.attack_data import PROMPTS, adversarial_images, images, repaint_masks
 from ldmdata.attacks.forward import EditBatch
 from ldmdata.attacks.methods import derive_seed, pattern_image
 from ldmdata.attacks.params import DEFAULT_PRESETS, METHODS, PRESETS, resolve_params
-from ldmdata.attacks.runner import OBJECTIVES, Attacker, to_tensor
+from ldmdata.attacks.runner import OBJECTIVES, Attacker
 from ldmdata.errors import LdmdataError
-from ldmdata.models.editors import load_pipeline
-from ldmdata.models.refs import ModelRef
 
 KEYS = ["a:0", "b:1"]
 # Few iterations, one small timestep (the loss then depends on the image the most), two draws.
 TEST = {"iterations": 5, "step_size": 0.008, "t_min": 20, "t_max": 20, "grad_reps": 2}
 CASES = [("img2img", m) for m in ("advdm", "mist")] + [
     ("inpaint", m) for m in ("advdm", "mist", "diffusionguard")]
-
-
-@pytest.fixture(scope="module")
-def pipes(tiny_dir):
-    return {
-        task: load_pipeline(ModelRef(f"sd_{task}", str(tiny_dir / f"sd_{task}")), task)
-        for task in ("img2img", "inpaint")
-    }
-
-
-def _images(*seeds: int) -> torch.Tensor:
-    return torch.stack([to_tensor(scene(s, 64)[0]) for s in seeds])
-
-
-def _repaint(*seeds: int) -> torch.Tensor:
-    masks = np.stack([np.array(scene(s, 64)[1]) for s in seeds])
-    return torch.from_numpy(masks < 128).float()[:, None]
-
-
-def _adversarial(out: dict) -> torch.Tensor:
-    return torch.from_numpy(out["images"]).permute(0, 3, 1, 2).float() / 255
 
 
 def _noisy(x, linf, region, seed=0):
@@ -59,10 +36,10 @@ def test_protection_stays_in_budget_moves_its_loss_and_beats_noise(pipes, task, 
     overrides = {k: v for k, v in TEST.items() if method != "diffusionguard" or k[0] != "t"}
     params = resolve_params(method, task, overrides=overrides)
     attacker = Attacker(pipes[task], task, params)
-    x = _images(2, 3)
-    repaint = _repaint(2, 3) if task == "inpaint" else None
+    x = images(2, 3)
+    repaint = repaint_masks(2, 3) if task == "inpaint" else None
     out = attacker.attack(x, PROMPTS[:2], KEYS, repaint)
-    adv = _adversarial(out)
+    adv = adversarial_images(out)
     assert out["images"].dtype == np.uint8  # stored 8-bit: within [0, 1] by construction
     assert (adv - x).abs().max() <= params.eps + 1e-6 and max(out["linf"]) <= params.eps + 1e-6
     assert min(out["linf"]) > 0 and all(len(t) == params.iterations for t in out["trace"])
@@ -99,7 +76,7 @@ def _sds_terms(pipe, x, params, keys):
 
 def test_sds_gradient_is_score_distillation_without_the_unet_backward(pipes):
     pipe = pipes["img2img"]
-    x = _images(4, 5)
+    x = images(4, 5)
     batch = EditBatch(PROMPTS[:2], [9209] * 2)
     backward_calls, grad_outputs = [], []
     hooks = [pipe.unet.register_full_backward_hook(lambda *a: backward_calls.append(1)),
@@ -133,9 +110,9 @@ def test_one_sds_step_moves_its_surrogate_more_than_noise(pipes, method):
     the same L-inf."""
     pipe = pipes["img2img"]
     params = resolve_params(method, "img2img", overrides={"iterations": 1})
-    x = _images(6, 7)
+    x = images(6, 7)
     out = Attacker(pipe, "img2img", params).attack(x, PROMPTS[:2], KEYS)
-    adv = _adversarial(out)
+    adv = adversarial_images(out)
     assert (adv - x).abs().max() <= params.eps + 1e-6
     assert out["linf"] == pytest.approx([1 / 255] * 2, rel=1e-4)  # one step of the preset
 
@@ -165,7 +142,7 @@ def test_diffusionguard_masks_are_seeded_and_stay_inside_the_kept_region(pipes):
     params = resolve_params("diffusionguard", "inpaint", overrides={"iterations": 2})
     assert params.mask_shrink > 0
     attacker = Attacker(pipes["inpaint"], "inpaint", params)
-    x, repaint = _images(8, 9), _repaint(8, 9)
+    x, repaint = images(8, 9), repaint_masks(8, 9)
     objective = attacker.objective(EditBatch(PROMPTS[:2], [params.seed] * 2, repaint), x, KEYS)
     masks = {i: objective.augmented_repaint(repaint, objective.draws(i, 0)) for i in range(6)}
     again = objective.augmented_repaint(repaint, objective.draws(3, 0))

@@ -79,3 +79,27 @@ def make_dataset(folder: Path, kind: str, n: int = 2, size: int = 64, n_prompts:
             w.add(row, cursor=i + 1)
         w.finish(n, {"task": kind})
     return folder
+
+
+def images(*seeds: int):
+    """``N x 3 x 64 x 64`` tensors in [0, 1] of the scenes with these seeds."""
+    import torch
+
+    from ldmdata.attacks.runner import to_tensor
+
+    return torch.stack([to_tensor(scene(s, 64)[0]) for s in seeds])
+
+
+def repaint_masks(*seeds: int):
+    """The pipeline's repaint masks (1 off the entity) of the scenes with these seeds."""
+    import torch
+
+    masks = np.stack([np.array(scene(s, 64)[1]) for s in seeds])
+    return torch.from_numpy(masks < 128).float()[:, None]
+
+
+def adversarial_images(out: dict):
+    """An attack's stored uint8 images as ``N x 3 x H x W`` floats in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(out["images"]).permute(0, 3, 1, 2).float() / 255
