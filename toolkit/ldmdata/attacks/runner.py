@@ -269,37 +269,10 @@ def attack_dataset(
             unhashed=UNHASHED) as writer:
         if writer.complete_manifest is not None:
             return writer.complete_manifest
-        seconds_done = _committed(out_dir, "seconds")
-        peaks_done = _committed(out_dir, "peak_memory_mb")
-        todo = [(begin, end, pairs[begin:end]) for begin, end in batches(
-            len(pairs), writer.cursor, options.batch_size, options.shard_size,
-            lambda i: sizes[pairs[i][0]])]
-        results = run_batches(engine, todo, (lambda: worker) if engine.name == "local"
-                              else make_worker, attack_batch)
-        for (begin, end, _), records in zip(todo, results, strict=True):
-            for i, record in enumerate(records):
-                seconds_done.append(record["seconds"])
-                peaks_done.append(record["peak_memory_mb"])
-                if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
-                    raise RuntimeError("a shard closed inside a batch")
-            if progress is not None:
-                progress(end, len(pairs))
+        timing = _run_pairs(writer, pairs, sizes, options, worker, make_worker, progress)
         extra = {
             "task": task,
-            "attack": {
-                "method": params.method,
-                "target": params.target,
-                "editor": params.editor,
-                "module": attacker.module_path,
-                "stop_after": attacker.stop,
-                "objective": "maximize" if params.maximize else "minimize",
-                "params": params.as_dict(),
-                "eot": list(params.as_dict()["eot"]),  # with each purifier's bpda
-                "eot_models": eot_records,
-                "prompts": options.prompts,
-                "limit": options.limit,
-                "batch_size": options.batch_size,
-            },
+            "attack": _attack_record(params, attacker, eot_records, options),
             "input": {
                 "path": str(dataset_dir),
                 "dvc_hash": input_hash,
@@ -316,9 +289,50 @@ def attack_dataset(
                 "diffusers": diffusers.__version__,
             },
             "code": code_version(),
-            "timing": _timing_summary(seconds_done, peaks_done),
+            "timing": timing,
         }
         return writer.finish(len(pairs), extra)
+
+
+def _run_pairs(writer: ShardedWriter, pairs: list[tuple[int, int]], sizes: list, options,
+               worker, make_worker, progress) -> dict:
+    """Attack the pairs from the writer's cursor on, in order; the timing summary."""
+    engine = options.engine
+    seconds_done = _committed(writer.out_dir, "seconds")
+    peaks_done = _committed(writer.out_dir, "peak_memory_mb")
+    todo = [(begin, end, pairs[begin:end]) for begin, end in batches(
+        len(pairs), writer.cursor, options.batch_size, options.shard_size,
+        lambda i: sizes[pairs[i][0]])]
+    results = run_batches(engine, todo, (lambda: worker) if engine.name == "local"
+                          else make_worker, attack_batch)
+    for (begin, end, _), records in zip(todo, results, strict=True):
+        for i, record in enumerate(records):
+            seconds_done.append(record["seconds"])
+            peaks_done.append(record["peak_memory_mb"])
+            if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
+                raise RuntimeError("a shard closed inside a batch")
+        if progress is not None:
+            progress(end, len(pairs))
+    return _timing_summary(seconds_done, peaks_done)
+
+
+def _attack_record(params: AttackParams, attacker: Attacker, eot_records: dict,
+                   options: RunOptions) -> dict:
+    """The manifest's record of the attack: method, target, hooked module, every param."""
+    return {
+        "method": params.method,
+        "target": params.target,
+        "editor": params.editor,
+        "module": attacker.module_path,
+        "stop_after": attacker.stop,
+        "objective": "maximize" if params.maximize else "minimize",
+        "params": params.as_dict(),
+        "eot": list(params.as_dict()["eot"]),  # with each purifier's bpda
+        "eot_models": eot_records,
+        "prompts": options.prompts,
+        "limit": options.limit,
+        "batch_size": options.batch_size,
+    }
 
 
 @dataclass

@@ -320,74 +320,98 @@ def edit_dataset(
     """
     options = options or EditOptions()
     options.check()
-    engine = options.engine
+    dataset, images, editor = _open_inputs(dataset_dir, images_dir, out_dir, editor, defence,
+                                           defence_model)
+    pairs = plan_pairs(images, dataset_prompts(dataset), options)
+    device = run_device(options.engine, options.device)
+    job = _EditJob(dataset, images, editor, params, model, defence, defence_model, options,
+                   device)
+    with connect(options.engine), ShardedWriter(
+            Path(out_dir), kind=KIND, features=FEATURES, config=job.config(),
+            shard_size=options.shard_size, overwrite=options.overwrite) as writer:
+        if writer.complete_manifest is not None:
+            return writer.complete_manifest
+        t0 = time.perf_counter()
+        done = job.run(writer, pairs, progress)
+        seconds = time.perf_counter() - t0
+        return writer.finish(len(pairs), job.manifest_extra(seconds, done))
+
+
+def _open_inputs(dataset_dir: Path, images_dir: Path | None, out_dir: Path, editor: str | None,
+                 defence: Defence | None, defence_model: ModelRef | None):
+    """The dataset, the images to edit and the editor, checked to fit together."""
     dataset = open_input(Path(dataset_dir), "dataset", near=Path(out_dir))
     images = open_input(Path(images_dir), "images", near=Path(out_dir)) if images_dir else dataset
     check_same_dataset(images, dataset)
-    task = dataset.task
-    if images.task != task:
-        raise LdmdataError(f"{images.path} is a {images.task} set but {dataset.path} is {task}")
-    editor = editor or default_editor(task)
-    check_editor(editor, task)
+    if images.task != dataset.task:
+        raise LdmdataError(f"{images.path} is a {images.task} set but {dataset.path} is "
+                           f"{dataset.task}")
+    editor = editor or default_editor(dataset.task)
+    check_editor(editor, dataset.task)
     if defence is not None and images.kind == "defended":
         raise LdmdataError(f"{images.path} is already defended; edit it without a defence")
-    defence_kind = None if defence is None else defence.model_kind
-    if defence_kind is not None and defence_model is None:
-        raise LdmdataError(f"the {defence.method} defence needs a {defence_kind} model")
+    if defence is not None and defence.model_kind is not None and defence_model is None:
+        raise LdmdataError(f"the {defence.method} defence needs a {defence.model_kind} model")
     images.check_sizes(defence)
-    prompts = dataset_prompts(dataset)
-    pairs = plan_pairs(images, prompts, options)
-    device = run_device(engine, options.device)
-    dtype = pick_dtype(options.dtype, device)
-    model_record = describe_model(model)
-    attack = attack_info(images)
-    input_kind = "defended" if defence is not None else images.kind
-    config = {
-        "task": task,
-        "editor": editor,
-        "params": params.used(editor),
-        "model": model_record,
-        "inputs": {"dataset": dataset.record["dvc_hash"], "images": images.record["dvc_hash"]},
-        "defence": None if defence is None else defence.as_dict(),
-        "defence_model": None if defence_kind is None else describe_model(defence_model),
-        "prompts": options.prompts,
-        "prompt_index": options.prompt_index,
-        "limit": options.limit,
-        "batch_size": options.batch_size,
-        "dtype": options.dtype,
-        "device_type": device.type,
-        "threads": options.threads,  # CPU float reductions depend on it
-        "code": source_fingerprint(CODE),
-        **options.extra_config,
-    }
-    masks = (dataset_masks(dataset, {p.sample_id for p in pairs})
-             if editor == "inpaint" else {})
-    with connect(engine), ShardedWriter(Path(out_dir), kind=KIND, features=FEATURES,
-                                        config=config, shard_size=options.shard_size,
-                                        overwrite=options.overwrite) as writer:
-        if writer.complete_manifest is not None:
-            return writer.complete_manifest
-        make_worker = EditWorkerFactory(images, model, editor, params, defence, defence_model,
-                                        device, dtype, options.threads, input_kind)
+    return dataset, images, editor
+
+
+class _EditJob:
+    """One edit run: its identity (config), its batches, and what its manifest records."""
+
+    def __init__(self, dataset, images, editor, params, model, defence, defence_model, options,
+                 device):
+        self.dataset, self.images, self.editor, self.params = dataset, images, editor, params
+        self.model, self.defence, self.defence_model = model, defence, defence_model
+        self.options, self.device = options, device
+        self.dtype = pick_dtype(options.dtype, device)
+        self.model_record = describe_model(model)
+        self.defence_record = (None if defence is None or defence.model_kind is None
+                               else describe_model(defence_model))
+        self.input_kind = "defended" if defence is not None else images.kind
+
+    def config(self) -> dict:
+        """What decides the output's content: a resumed run must match it exactly."""
+        o = self.options
+        return {
+            "task": self.dataset.task,
+            "editor": self.editor,
+            "params": self.params.used(self.editor),
+            "model": self.model_record,
+            "inputs": {"dataset": self.dataset.record["dvc_hash"],
+                       "images": self.images.record["dvc_hash"]},
+            "defence": None if self.defence is None else self.defence.as_dict(),
+            "defence_model": self.defence_record,
+            "prompts": o.prompts,
+            "prompt_index": o.prompt_index,
+            "limit": o.limit,
+            "batch_size": o.batch_size,
+            "dtype": o.dtype,
+            "device_type": self.device.type,
+            "threads": o.threads,  # CPU float reductions depend on it
+            "code": source_fingerprint(CODE),
+            **o.extra_config,
+        }
+
+    def run(self, writer: ShardedWriter, pairs: list[Pair],
+            progress: Callable[[int, int], None] | None) -> int:
+        """Edit the pairs from the writer's cursor on, in order; the number edited."""
+        o, engine = self.options, self.options.engine
+        masks = (dataset_masks(self.dataset, {p.sample_id for p in pairs})
+                 if self.editor == "inpaint" else {})
+        make_worker = EditWorkerFactory(self.images, self.model, self.editor, self.params,
+                                        self.defence, self.defence_model, self.device,
+                                        self.dtype, o.threads, self.input_kind)
         worker = make_worker() if engine.name == "local" else None
-        sizer = RowImages(images, None)
-        sizes: dict[int, tuple[int, int]] = {}
-
-        def size_of(i: int) -> tuple[int, int]:
-            if i not in sizes:
-                sizes[i] = sizer.size(pairs[i].row)
-                sizer.release(pairs[i].row)
-            return sizes[i]
-
-        t0, done = time.perf_counter(), 0
-        spans = list(batches(len(pairs), writer.cursor, options.batch_size, options.shard_size,
-                             size_of))
+        size_of = _sizes(self.images, pairs)
+        spans = list(batches(len(pairs), writer.cursor, o.batch_size, o.shard_size, size_of))
         groups = defence_groups([pairs[begin:end] for begin, end in spans])
         todo = [(begin, end, pairs[begin:end], {p.row: groups[p.row] for p in pairs[begin:end]},
                  [masks[p.sample_id] for p in pairs[begin:end]] if masks else None)
                 for begin, end in spans]
         results = run_batches(engine, todo, (lambda: worker) if worker is not None
                               else make_worker, edit_batch)
+        done = 0
         for (begin, end, chunk, _, _), records in zip(todo, results, strict=True):
             for i, record in enumerate(records):
                 if writer.add(record, cursor=begin + i + 1) and writer.cursor != end:
@@ -395,30 +419,36 @@ def edit_dataset(
             done += len(chunk)
             if progress is not None:
                 progress(end, len(pairs))
-        seconds = time.perf_counter() - t0
+        return done
+
+    def manifest_extra(self, seconds: float, done: int) -> dict:
+        """The manifest's record of the run: inputs, attack, transfer flags, runtime, timing."""
+        o, images = self.options, self.images
+        attack = attack_info(images)
         transfer_model = None if attack is None else model_key(attack["model"]) != model_key(
-            model_record)
-        transfer_prompt = None if attack is None else options.prompt_index != "same"
-        inputs = {"dataset": dataset.record, "images": {**images.record, "role": images.kind}}
-        extra = {
-            "task": task,
-            "editor": editor,
-            "params": params.used(editor),
-            "input_kind": input_kind,
+            self.model_record)
+        transfer_prompt = None if attack is None else o.prompt_index != "same"
+        return {
+            "task": self.dataset.task,
+            "editor": self.editor,
+            "params": self.params.used(self.editor),
+            "input_kind": self.input_kind,
             "origin": images.origin,
-            "inputs": inputs,
+            "inputs": {"dataset": self.dataset.record,
+                       "images": {**images.record, "role": images.kind}},
             "attack": attack,
-            "defence": (defence.as_dict() if defence is not None else images.defence),
+            "defence": (self.defence.as_dict() if self.defence is not None
+                        else images.defence),
             "transfer": {"model": transfer_model, "prompt": transfer_prompt},
-            "model": model_record,
-            "defence_model": config["defence_model"],
-            "selection": {"prompts": options.prompts, "prompt_index": options.prompt_index,
-                          "limit": options.limit},
+            "model": self.model_record,
+            "defence_model": self.defence_record,
+            "selection": {"prompts": o.prompts, "prompt_index": o.prompt_index,
+                          "limit": o.limit},
             "runtime": {
-                "device": str(device),
-                "dtype": options.dtype,
-                "batch_size": options.batch_size,
-                **engine.record(),
+                "device": str(self.device),
+                "dtype": o.dtype,
+                "batch_size": o.batch_size,
+                **o.engine.record(),
                 "torch": torch.__version__,
                 "diffusers": diffusers.__version__,
             },
@@ -426,7 +456,20 @@ def edit_dataset(
             "timing": {"seconds_this_run": seconds,
                        "seconds_per_edit": seconds / done if done else None},
         }
-        return writer.finish(len(pairs), extra)
+
+
+def _sizes(images: InputSet, pairs: list[Pair]) -> Callable[[int], tuple[int, int]]:
+    """``size_of(pair index)``: the input image's size (read once per row)."""
+    sizer = RowImages(images, None)
+    sizes: dict[int, tuple[int, int]] = {}
+
+    def size_of(i: int) -> tuple[int, int]:
+        if i not in sizes:
+            sizes[i] = sizer.size(pairs[i].row)
+            sizer.release(pairs[i].row)
+        return sizes[i]
+
+    return size_of
 
 
 def _output_row(pair: Pair, image: Image.Image, input_kind: str, origin: str) -> dict:
