@@ -272,6 +272,7 @@ def test_impress_uses_the_lpips_hinge_when_its_weights_are_here(img2img, monkeyp
     assert seen == [(2, 3, 64, 64)] * 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", FAST_PURIFIERS)
 def test_defending_with_a_purifier_is_seeded_and_resumable(world, tmp_path, tiny_dir, spec):
     options = DefendOptions(batch_size=1, shard_size=2, limit=1)

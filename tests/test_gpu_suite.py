@@ -79,6 +79,7 @@ def test_spent_budget_marks_every_row_skipped(gpu_suite, tiny_dir, tmp_path):
     assert out.read_text().count("skipped (budget)") == len(rows)
 
 
+@pytest.mark.slow
 def test_a_failing_method_is_a_row_and_the_suite_goes_on(gpu_suite, tiny_dir, tmp_path,
                                                           monkeypatch):
     from ldmdata.attacks import methods
@@ -104,6 +105,7 @@ def test_a_failing_method_is_a_row_and_the_suite_goes_on(gpu_suite, tiny_dir, tm
     assert status[("upscale", "photoguard-encoder", None)].startswith("n/a: ")
 
 
+@pytest.mark.slow
 def test_out_of_memory_is_retried_with_gradient_checkpointing(gpu_suite, tiny_dir, tmp_path,
                                                                monkeypatch):
     from ldmdata.attacks import methods

@@ -58,6 +58,7 @@ def test_ssim_and_psnr_equal_scikit_image_on_photos(name, how):
         peak_signal_noise_ratio(clean / 255, bad / 255, data_range=1), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_torchmetrics_own_ssim_averages_the_padded_border():
     """Why the core crops: torchmetrics (since #2721) differs from the reference."""
     clean, bad = distorted("astronaut", "noise")
@@ -66,6 +67,7 @@ def test_torchmetrics_own_ssim_averages_the_padded_border():
     assert abs(theirs - skimage_ssim(bad / 255, clean / 255)) > 1e-3
 
 
+@pytest.mark.slow
 def test_ms_ssim_is_torchmetrics_with_the_last_scale_cropped_like_scikit_image():
     """Our MS-SSIM = torchmetrics' with its last-scale SSIM (the only uncropped term there)
     replaced by scikit-image's SSIM of the 4x average-pooled images."""

@@ -425,6 +425,7 @@ def test_a_token_inside_the_dataset_is_never_uploaded(tmp_path, hub_calls, onlin
     assert hub_calls == []
 
 
+@pytest.mark.slow
 def test_publish_stage_script_reads_params_and_fails_in_one_line(tmp_path):
     ds = tmp_path / "ds"
     make_dataset(ds)
