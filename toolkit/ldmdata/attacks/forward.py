@@ -206,6 +206,14 @@ class DiffusionForward(ABC):
     def generators(self, batch: EditBatch) -> list[torch.Generator]:
         return [torch.Generator("cpu").manual_seed(int(s)) for s in batch.seeds]
 
+    def _start(self, batch: EditBatch, recorder: FeatureRecorder | None):
+        """What every run starts with: the stage callback, a fresh scheduler, its timesteps
+        and the per-sample generators."""
+        stage = recorder.enter_stage if recorder is not None else (lambda i: None)
+        scheduler = self.new_scheduler()
+        timesteps, _ = self._timesteps(scheduler)
+        return stage, scheduler, timesteps, self.generators(batch)
+
     # -- the forward ---------------------------------------------------------------------------
     def model_inputs(self, x01: torch.Tensor, batch: EditBatch) -> torch.Tensor:
         """The pixels (in [-1, 1]) the editor's first module sees."""
@@ -306,10 +314,8 @@ class EditForward(DiffusionForward):
         return x
 
     def _run(self, x01, batch, recorder, embeds) -> torch.Tensor:
-        stage = recorder.enter_stage if recorder is not None else (lambda i: None)
-        pipe, scheduler = self.pipe, self.new_scheduler()
-        timesteps, _ = self._timesteps(scheduler)
-        gens = self.generators(batch)
+        stage, scheduler, timesteps, gens = self._start(batch, recorder)
+        pipe = self.pipe
         n = len(batch)
         latent_t = timesteps[:1].repeat(n)
 

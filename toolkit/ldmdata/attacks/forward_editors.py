@@ -46,10 +46,7 @@ class UpscaleForward(DiffusionForward):
         return 1  # the latents have the LR image's size
 
     def _run(self, x01, batch, recorder, embeds) -> torch.Tensor:
-        stage = recorder.enter_stage if recorder is not None else (lambda i: None)
-        scheduler = self.new_scheduler()
-        timesteps, _ = self._timesteps(scheduler)
-        gens = self.generators(batch)
+        stage, scheduler, timesteps, gens = self._start(batch, recorder)
 
         stage(0)
         image = self.model_inputs(x01, batch)
@@ -111,10 +108,7 @@ class Pix2PixForward(DiffusionForward):
         return torch.cat([cond, uncond, uncond]) if self.cfg else cond
 
     def _run(self, x01, batch, recorder, embeds) -> torch.Tensor:
-        stage = recorder.enter_stage if recorder is not None else (lambda i: None)
-        scheduler = self.new_scheduler()
-        timesteps, _ = self._timesteps(scheduler)
-        gens = self.generators(batch)
+        stage, scheduler, timesteps, gens = self._start(batch, recorder)
 
         stage(0)
         image_latents = self.vae.encode(self.model_inputs(x01, batch)).latent_dist.mode()
